@@ -1,0 +1,72 @@
+import { Code, ConnectError } from '@connectrpc/connect';
+import { create } from '@bufbuild/protobuf';
+
+import { ErrorInfoSchema } from '#gen/google/rpc/error_details_pb.ts';
+
+/** Domain of every `google.rpc.ErrorInfo` the server attaches. */
+export const ERROR_DOMAIN = 'tansu.dev';
+
+/**
+ * The catalogue of domain errors: each reason (UPPER_SNAKE, sent to clients in
+ * `google.rpc.ErrorInfo.reason`) with its canonical gRPC code. Clients branch on the reason,
+ * so a reason, once shipped, keeps its meaning; retire one by leaving it here unused.
+ */
+export const errorCatalogue = {
+  // Requests
+  INVALID_ARGUMENT: Code.InvalidArgument,
+  INVALID_PAGE_TOKEN: Code.InvalidArgument,
+  INVALID_TENANT_ID: Code.InvalidArgument,
+  TENANT_MISMATCH: Code.InvalidArgument,
+  // Tenancy
+  TENANT_NOT_FOUND: Code.NotFound,
+  TENANT_ALREADY_EXISTS: Code.AlreadyExists,
+  TENANT_NOT_READY: Code.Unavailable,
+  // Authentication and authorization
+  UNAUTHENTICATED: Code.Unauthenticated,
+  INVALID_CREDENTIALS: Code.Unauthenticated,
+  INVALID_TOKEN: Code.Unauthenticated,
+  INVALID_REFRESH_TOKEN: Code.Unauthenticated,
+  REFRESH_TOKEN_REUSED: Code.Unauthenticated,
+  PERMISSION_DENIED: Code.PermissionDenied,
+  ACCOUNT_LOCKED: Code.ResourceExhausted,
+  RATE_LIMITED: Code.ResourceExhausted,
+  // Users
+  EMAIL_ALREADY_EXISTS: Code.AlreadyExists,
+  WEAK_PASSWORD: Code.InvalidArgument,
+  USER_NOT_FOUND: Code.NotFound,
+  // Generic resources
+  NOT_FOUND: Code.NotFound,
+  ALREADY_EXISTS: Code.AlreadyExists,
+  FAILED_PRECONDITION: Code.FailedPrecondition,
+  // Server
+  INTERNAL: Code.Internal,
+  UNAVAILABLE: Code.Unavailable,
+} as const satisfies Record<string, Code>;
+
+/** A reason from the error catalogue. */
+export type ErrorReason = keyof typeof errorCatalogue;
+
+/**
+ * Creates the ConnectError for a catalogued domain error. The message goes to the caller and
+ * must say what to fix; `metadata` adds machine-readable facts (never secrets); `cause` stays
+ * on the server for logs.
+ */
+export function domainError(
+  reason: ErrorReason,
+  message: string,
+  options: { metadata?: Record<string, string>; cause?: unknown } = {},
+): ConnectError {
+  const info = create(ErrorInfoSchema, {
+    reason,
+    domain: ERROR_DOMAIN,
+    metadata: options.metadata ?? {},
+  });
+  return new ConnectError(message, errorCatalogue[reason], undefined, [
+    { desc: ErrorInfoSchema, value: info },
+  ], options.cause);
+}
+
+/** Shorthand for the most common error: INVALID_ARGUMENT naming the field to fix. */
+export function invalidArgument(field: string, message: string): ConnectError {
+  return domainError('INVALID_ARGUMENT', message, { metadata: { field } });
+}
