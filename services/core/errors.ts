@@ -1,7 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { create } from '@bufbuild/protobuf';
 
-import { ErrorInfoSchema } from '#gen/google/rpc/error_details_pb.ts';
+import { ErrorInfoSchema } from '#gen/google/rpc/error_details_pb.js';
 
 /** Domain of every `google.rpc.ErrorInfo` the server attaches. */
 export const ERROR_DOMAIN = 'tansu.dev';
