@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+
+import pg from 'pg';
+
+import { applyMigrations, type MigrationSet } from '../../services/db/migrate.ts';
+
+/** URL of the PostgreSQL server the Jest global setup started. */
+export function testDatabaseUrl(): string {
+  const url = process.env.TANSU_TEST_DATABASE_URL;
+  if (!url) throw new Error('TANSU_TEST_DATABASE_URL is not set; run the tests through `npm test`');
+  return url;
+}
+
+/** Returns the test server's URL pointing at another database. */
+export function urlForDatabase(database: string): string {
+  const url = new URL(testDatabaseUrl());
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+/** A unique, valid database name prefix for one test file, such as `t_3f9a1c_`. */
+export function uniquePrefix(): string {
+  return `t_${randomBytes(4).toString('hex')}_`;
+}
+
+/**
+ * Creates a fresh database with the migrations of `set` applied and returns a pool on it and
+ * a function that drops it.
+ */
+export async function createMigratedDatabase(
+  set: MigrationSet,
+): Promise<{ pool: pg.Pool; name: string; drop(): Promise<void> }> {
+  const name = `${uniquePrefix()}${set}`;
+  const admin = new pg.Client(testDatabaseUrl());
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+
+  const pool = new pg.Pool({ connectionString: urlForDatabase(name), max: 5 });
+  const client = await pool.connect();
+  try {
+    await applyMigrations(client, set);
+  } finally {
+    client.release();
+  }
+
+  return {
+    pool,
+    name,
+    async drop() {
+      await pool.end();
+      const dropper = new pg.Client(testDatabaseUrl());
+      await dropper.connect();
+      await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await dropper.end();
+    },
+  };
+}
