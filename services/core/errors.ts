@@ -1,7 +1,7 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { create } from '@bufbuild/protobuf';
 
-import { ErrorInfoSchema } from '#gen/google/rpc/error_details_pb.js';
+import { ErrorInfoSchema, RetryInfoSchema } from '#gen/google/rpc/error_details_pb.js';
 
 /** Domain of every `google.rpc.ErrorInfo` the server attaches. */
 export const ERROR_DOMAIN = 'tansu.dev';
@@ -69,4 +69,20 @@ export function domainError(
 /** Shorthand for the most common error: INVALID_ARGUMENT naming the field to fix. */
 export function invalidArgument(field: string, message: string): ConnectError {
   return domainError('INVALID_ARGUMENT', message, { metadata: { field } });
+}
+
+/**
+ * Creates a RESOURCE_EXHAUSTED error that says when to try again, three ways: a
+ * `google.rpc.RetryInfo` detail, `retryAfterSeconds` in the ErrorInfo metadata and a
+ * `Retry-After` header (REST clients see it as the HTTP header of the 429 response).
+ */
+export function retryLaterError(reason: 'RATE_LIMITED' | 'ACCOUNT_LOCKED', message: string, retryAfterSeconds: number): ConnectError {
+  const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+  const error = domainError(reason, message, { metadata: { retryAfterSeconds: String(seconds) } });
+  error.details.push({
+    desc: RetryInfoSchema,
+    value: create(RetryInfoSchema, { retryDelay: { seconds: BigInt(seconds), nanos: 0 } }),
+  });
+  error.metadata.set('retry-after', String(seconds));
+  return error;
 }
