@@ -1,6 +1,6 @@
 // Prints argon2id verification throughput with the parameters passwords.ts uses, sequentially
 // and with several verifications in flight (libuv runs them on its thread pool, 4 threads
-// unless UV_THREADPOOL_SIZE says otherwise). Only prints figures.
+// unless UV_THREADPOOL_SIZE sets another number). Only prints figures.
 // Run: node --no-node-snapshot bench/argon2-verify.ts [verifications]   (default 200, max 2000)
 import { availableParallelism } from 'node:os';
 

@@ -13,7 +13,7 @@ import type { SecretBox } from '../core/secret-box.ts';
 /** Grace window for a repeated refresh when the caller sets none, in seconds. */
 export const DEFAULT_REFRESH_GRACE_SECONDS = 5;
 
-/** Longest grace window accepted, in seconds; a longer one would widen the replay window. */
+/** Maximum grace window in seconds, because a longer one would widen the replay window. */
 export const MAX_REFRESH_GRACE_SECONDS = 10;
 
 const TOKEN_BYTES = 32;
@@ -170,7 +170,7 @@ export async function rotateRefreshToken(
     );
     throw domainError('REFRESH_TOKEN_REUSED', 'Refresh token was already used; the session is revoked, sign in again.');
   } catch (error) {
-    // After COMMIT or ROLLBACK this is a no-op that PostgreSQL answers with a warning.
+    // After COMMIT or ROLLBACK this is a no-op, for which PostgreSQL only returns a warning.
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {

@@ -25,7 +25,7 @@ const UNKNOWN_KID_RELOAD_MILLISECONDS = 5 * 1000;
 
 const TABLES = ['signing_keys', 'platform_signing_keys'] as const;
 
-/** Table that holds the keys: a tenant database's or the platform database's. */
+/** Table that contains the keys: a tenant database's or the platform database's. */
 export type SigningKeyTable = (typeof TABLES)[number];
 
 /** A freshly generated RSA key pair. */

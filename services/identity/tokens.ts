@@ -8,7 +8,7 @@ import { SIGNING_ALGORITHM } from './signing-keys.ts';
 /** Media type of access tokens (RFC 9068), sent as the JWT `typ` header. */
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
 
-/** Longest token accepted, in characters; a bound on the work one request can cause. */
+/** Maximum token length in characters, which bounds the work one request can cause. */
 export const MAX_TOKEN_LENGTH = 8192;
 
 // Tokens from a replica whose clock runs slightly ahead stay valid for this long.
@@ -17,7 +17,7 @@ const DEFAULT_CLOCK_TOLERANCE_SECONDS = 5;
 /** A public or private key that verifies RS256 signatures. */
 export type VerificationKey = CryptoKey | KeyObject;
 
-/** Which check rejected a token; sent as `check` in the ErrorInfo metadata. */
+/** Name of the check that rejected a token, sent as `check` in the ErrorInfo metadata. */
 export type TokenCheck =
   | 'MALFORMED'
   | 'ALGORITHM'
@@ -105,7 +105,7 @@ export interface VerifyAccessTokenOptions {
 /**
  * Verifies an access token and returns its claims. Throws INVALID_TOKEN, with the failed check
  * in the `check` metadata, unless all of these hold: three parts, header `alg` exactly RS256,
- * `typ` at+jwt, a `kid` that `resolveKey` knows, a valid signature, the expected `iss` and
+ * `typ` at+jwt, a `kid` that `resolveKey` resolves, a valid signature, the expected `iss` and
  * `tid`, `aud` when `audience` is given, and `exp`, `nbf` and `iat` consistent with `now`.
  *
  * It does not check revocation of the token or its user, nor scopes and roles, which are the
