@@ -19,7 +19,7 @@ import { file_tansu_platform_v1_tenants, Tenants } from '#gen/tansu/platform/v1/
 
 import { domainError } from '../core/errors.ts';
 import { createHealthService } from './health.ts';
-import { createDualProtocolServer } from './listen.ts';
+import { dualProtocolServerFactory } from './listen.ts';
 import { reflectionRoutes } from './reflection.ts';
 import { clientAddressKey, contextValuesFor } from './request-context.ts';
 import { collectHttpRules, registerRestTranscoding } from './transcoder.ts';
@@ -80,7 +80,7 @@ async function startGateway(): Promise<{ app: FastifyInstance; baseUrl: string; 
     reflectionRoutes([file_tansu_platform_v1_tenants, file_tansu_identity_v1_auth, file_grpc_health_v1_health])(router);
     health.routes(router);
   };
-  const app = Fastify({ serverFactory: (handler) => createDualProtocolServer(handler as never) });
+  const app = Fastify({ serverFactory: dualProtocolServerFactory });
   await app.register(fastifyConnectPlugin, {
     routes,
     contextValues: (request) => contextValuesFor(request.raw),

@@ -2,6 +2,8 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 
+import type { FastifyServerFactory } from 'fastify';
+
 /**
  * The first bytes an HTTP/2 client sends on a cleartext connection with prior knowledge
  * (RFC 9113, section 3.4). No HTTP/1.1 request line starts with them.
@@ -144,6 +146,14 @@ export function createDualProtocolServer(handler: DualProtocolHandler): DualProt
     },
   });
 }
+
+/**
+ * Fastify's `serverFactory` for createDualProtocolServer, typed as an HTTP/1.1 server so the
+ * Fastify instance and plugins keep their default types. Requests over HTTP/2 reach handlers
+ * as `Http2ServerRequest`, whose compatibility API Fastify and connect-fastify both accept.
+ */
+export const dualProtocolServerFactory: FastifyServerFactory<http.Server> = (handler) =>
+  createDualProtocolServer(handler as DualProtocolHandler) as unknown as http.Server;
 
 /**
  * Reads from `socket` until its first bytes show whether it starts with the HTTP/2 preface,
