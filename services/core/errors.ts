@@ -38,6 +38,8 @@ export const errorCatalogue = {
   NOT_FOUND: Code.NotFound,
   ALREADY_EXISTS: Code.AlreadyExists,
   FAILED_PRECONDITION: Code.FailedPrecondition,
+  // Triggers
+  INVALID_CRON: Code.InvalidArgument,
   // Server
   INTERNAL: Code.Internal,
   UNAVAILABLE: Code.Unavailable,
