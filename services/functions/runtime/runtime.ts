@@ -34,9 +34,9 @@ export interface FunctionRuntimeOptions {
   /** JSON bytes of the arguments of one host call. Default 1 MiB. */
   maxHostCallBytes?: number;
   /**
-   * How long after `timeoutMs` the main thread waits for a worker before it gives up on the
-   * worker and has piscina replace it, in milliseconds. The worker's own watchdog normally ends
-   * the execution first. Default 5,000.
+   * How long after `timeoutMs` the main thread waits for a worker before it reports the
+   * execution as timed out, in milliseconds. The worker's own watchdog normally ends the
+   * execution first. Default 5,000.
    */
   workerGraceMs?: number;
 }
@@ -99,6 +99,8 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
       'concurrentTasksPerWorker',
     ),
     workerData: workerSettings,
+    // Idle workers keep their event loop running, so late isolated-vm callbacks are handled.
+    atomics: 'disabled',
   });
 
   return {
@@ -118,23 +120,25 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
         hostNames: Object.keys(task.host),
         port: port2,
       };
-      const abort = new AbortController();
-      const backstop = setTimeout(() => abort.abort(), task.limits.timeoutMs + workerGraceMs);
+      // A worker's own watchdog ends every execution; this backstop only stops the caller
+      // from waiting forever on a worker that stopped answering. It does not abort the piscina
+      // task, because piscina never shares a worker with an abortable task, which would let
+      // one spinning function hold up every other call.
+      let backstop: NodeJS.Timeout | undefined;
       const started = performance.now();
+      const unanswered = new Promise<ExecutionResult>((resolve) => {
+        backstop = setTimeout(() => {
+          resolve({
+            status: 'timeout',
+            error: `Execution timed out after ${task.limits.timeoutMs} ms; its worker did not respond`,
+            logs: [],
+            durationMs: performance.now() - started,
+          });
+        }, task.limits.timeoutMs + workerGraceMs);
+      });
       try {
-        return (await pool.run(workerTask, {
-          transferList: [port2],
-          signal: abort.signal,
-        })) as ExecutionResult;
-      } catch (error) {
-        if (!abort.signal.aborted) throw error;
-        // The worker missed its own deadline; piscina terminated it and starts another.
-        return {
-          status: 'timeout',
-          error: `Execution timed out after ${task.limits.timeoutMs} ms and its worker was replaced`,
-          logs: [],
-          durationMs: performance.now() - started,
-        };
+        const run = pool.run(workerTask, { transferList: [port2] }) as Promise<ExecutionResult>;
+        return await Promise.race([run, unanswered]);
       } finally {
         clearTimeout(backstop);
         port1.close();
