@@ -377,6 +377,7 @@ describe('function runtime limits', () => {
 
   it('rejects invalid limits', async () => {
     await expect(execute(trivial, { limits: { memoryMb: 4 } })).rejects.toThrow('memoryMb');
+    await expect(execute(trivial, { limits: { memoryMb: 1024 } })).rejects.toThrow('memoryMb');
     await expect(execute(trivial, { limits: { timeoutMs: 0 } })).rejects.toThrow('timeoutMs');
   });
 

@@ -55,6 +55,15 @@ export interface FunctionRuntime {
 /** Smallest memory limit isolated-vm accepts, in MiB. */
 export const MIN_MEMORY_MB = 8;
 
+/** Largest memory limit the runtime accepts, in MiB. */
+export const MAX_MEMORY_MB = 512;
+
+/**
+ * Platform default limits, for callers with no tenant override. The CPU default equals the
+ * wall-time default, so by default only the wall clock stops a function.
+ */
+export const defaultExecutionLimits = { timeoutMs: 30_000, cpuMs: 30_000, memoryMb: 128 } as const;
+
 const hostNamePattern = /^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/;
 const reservedHostRoots = new Set(['tenant', 'execution', 'log']);
 const reservedSegments = new Set(['__proto__', 'prototype', 'constructor']);
@@ -120,10 +129,10 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
         hostNames: Object.keys(task.host),
         port: port2,
       };
-      // A worker's own watchdog ends every execution; this backstop only stops the caller
-      // from waiting forever on a worker that stopped answering. It does not abort the piscina
-      // task, because piscina never shares a worker with an abortable task, which would let
-      // one spinning function hold up every other call.
+      // The worker's own watchdog ends every execution. This backstop only stops the caller
+      // from waiting forever on a worker that stopped responding. It does not abort the
+      // piscina task: piscina 5 never runs a second task on a worker busy with an abortable
+      // one, so one spinning function would hold up every other call.
       let backstop: NodeJS.Timeout | undefined;
       const started = performance.now();
       const unanswered = new Promise<ExecutionResult>((resolve) => {
@@ -138,6 +147,8 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
       });
       try {
         const run = pool.run(workerTask, { transferList: [port2] }) as Promise<ExecutionResult>;
+        // A worker failure after the backstop fired has no caller left to reject to.
+        run.catch(() => undefined);
         return await Promise.race([run, unanswered]);
       } finally {
         clearTimeout(backstop);
@@ -184,8 +195,10 @@ function checkTask(task: ExecutionTask): void {
   if (!(timeoutMs > 0) || !(cpuMs > 0) || !Number.isFinite(timeoutMs) || !Number.isFinite(cpuMs)) {
     throw new RangeError('limits.timeoutMs and limits.cpuMs must be positive numbers');
   }
-  if (!Number.isInteger(memoryMb) || memoryMb < MIN_MEMORY_MB) {
-    throw new RangeError(`limits.memoryMb must be an integer of at least ${MIN_MEMORY_MB}`);
+  if (!Number.isInteger(memoryMb) || memoryMb < MIN_MEMORY_MB || memoryMb > MAX_MEMORY_MB) {
+    throw new RangeError(
+      `limits.memoryMb must be an integer from ${MIN_MEMORY_MB} to ${MAX_MEMORY_MB}, got ${memoryMb}`,
+    );
   }
   for (const name of Object.keys(task.host)) {
     const segments = name.split('.');

@@ -2,7 +2,7 @@
  * JavaScript that runs inside each function's isolate before the function's module, through
  * `context.evalClosure`. It receives `$0`, a Reference to the worker's host-call bridge, `$1`,
  * the worker's log callback, and `$2`, the JSON of {@link SandboxSettings}. Those stay in this
- * closure, so function code never sees a worker object.
+ * closure, so function code cannot reach a worker object.
  *
  * It defines the globals `Response`, `console` and `queueMicrotask`, removes
  * `WebAssembly`, `SharedArrayBuffer` and `Atomics` (their memory and blocking waits escape the

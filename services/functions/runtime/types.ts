@@ -47,7 +47,7 @@ export interface ExecutionLog {
   time: number;
 }
 
-/** How an execution ended. Every value except `succeeded` ends that execution only. */
+/** Outcome of an execution. A limit or error status ends that execution only. */
 export type ExecutionStatus = 'succeeded' | 'error' | 'timeout' | 'cpu_limit' | 'memory_limit';
 
 /**
@@ -66,14 +66,14 @@ export interface ExecutionResult {
   status: ExecutionStatus;
   /** Present only when `status` is `succeeded`. */
   response?: FunctionResponse;
-  /** What went wrong, for the tenant: the function's own error and stack, or the limit hit. */
+  /** Failure description for the tenant: the function's own error and stack, or the limit. */
   error?: string;
   logs: ExecutionLog[];
   /** Wall time in the worker from the start of the execution to its end, in milliseconds. */
   durationMs: number;
 }
 
-/** Which function to run, with what, and under which limits. */
+/** One execution request: the function version, its input, limits and host calls. */
 export interface ExecutionTask {
   tenant: string;
   functionName: string;

@@ -206,9 +206,9 @@ async function startIsolate(key: string, task: WorkerTask, isolate: ivm.Isolate)
     });
     await module.evaluate();
     const handler = await module.namespace.get('default', { reference: true });
-    warm.run = await install.apply(undefined, [handler.derefInto()], {
+    warm.run = (await install.apply(undefined, [handler.derefInto()], {
       result: { reference: true },
-    });
+    })) as WarmIsolate['run'];
     install.release();
     module.release();
     return warm;
@@ -405,8 +405,8 @@ function cpuPollInterval(cpuMs: number): number {
 }
 
 function onCatastrophicError(message: string): void {
-  // isolated-vm says V8 has lost control of an isolate. Ending this thread is the way out
-  // for a worker: piscina fails its running tasks and starts a fresh worker.
+  // isolated-vm reports that V8 lost control of an isolate. Ending this thread makes piscina
+  // fail the worker's running tasks and start a fresh worker.
   log.fatal({ message }, 'isolated-vm reported a catastrophic error; ending the worker');
   process.exit(1);
 }
