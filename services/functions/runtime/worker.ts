@@ -302,6 +302,9 @@ function parseFields(fieldsJson: string): Record<string, JsonValue> | undefined 
   }
 }
 
+// NOTE: log callbacks and the result reach this thread through isolated-vm's task queue.
+// Entries written just before `return` arrived first in every test run, but isolated-vm does
+// not document that order, so a final entry could be missed under load.
 function finishLogs(execution: RunningExecution): ExecutionLog[] {
   if (execution.droppedLogs === 0) return execution.logs;
   const message =
@@ -324,6 +327,8 @@ function classifyFailure(
     return { status: 'cpu_limit', error: `Execution used more than ${task.limits.cpuMs} ms of CPU time` };
   }
   // isolated-vm 6.2 disposes an isolate over its memoryLimit and rejects with this message.
+  // NOTE: a failed large ArrayBuffer allocation instead throws a catchable RangeError inside
+  // the function, so it ends as `error`, and the isolate is discarded if it was disposed.
   if (message.includes('memory limit')) {
     return {
       status: 'memory_limit',
