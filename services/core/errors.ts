@@ -40,6 +40,9 @@ export const errorCatalogue = {
   FAILED_PRECONDITION: Code.FailedPrecondition,
   // Triggers
   INVALID_CRON: Code.InvalidArgument,
+  // Functions
+  FUNCTION_SYNTAX_ERROR: Code.InvalidArgument,
+  FUNCTION_INVALID_MODULE: Code.InvalidArgument,
   // Server
   INTERNAL: Code.Internal,
   UNAVAILABLE: Code.Unavailable,
