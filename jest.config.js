@@ -13,7 +13,12 @@ export default {
       },
     ],
   },
-  testMatch: ['<rootDir>/services/**/*.test.ts', '<rootDir>/test/**/*.test.ts', '<rootDir>/sdk/ts/**/*.test.ts'],
+  testMatch: [
+    '<rootDir>/services/**/*.test.ts',
+    '<rootDir>/test/**/*.test.ts',
+    '<rootDir>/sdk/ts/**/*.test.ts',
+    '<rootDir>/sdk/kotlin/*.test.ts',
+  ],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   testTimeout: 60000,
