@@ -51,8 +51,23 @@ export async function createMigratedDatabase(
       await pool.end();
       const dropper = new pg.Client(testDatabaseUrl());
       await dropper.connect();
-      await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await dropper.end();
+      try {
+        // pool.end() resolves before the server has closed the pool's sessions. Terminating
+        // a session that is still closing makes its client emit an error nobody listens to,
+        // which fails the test, so wait (at most 5 s) for the sessions to go first.
+        const deadline = Date.now() + 5000;
+        while (Date.now() < deadline) {
+          const { rows } = await dropper.query(
+            'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
+            [name],
+          );
+          if (rows[0].n === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await dropper.end();
+      }
     },
   };
 }
