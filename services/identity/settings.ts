@@ -56,7 +56,7 @@ export const DEFAULT_IDENTITY_SETTINGS: IdentitySettings = {
 export type SettingSource = 'default' | 'platform' | 'tenant';
 
 /** Reads the `name → value` rows of a settings table. */
-async function readSettingRows(db: pg.Pool | pg.ClientBase, table: 'platform_settings' | 'identity_settings') {
+async function readSettingRows(db: Pick<pg.Pool, 'query'>, table: 'platform_settings' | 'identity_settings') {
   const { rows } = await db.query<{ name: string; value: unknown }>(`SELECT name, value FROM ${table}`);
   return new Map(rows.map((row) => [row.name, row.value]));
 }
@@ -66,8 +66,8 @@ async function readSettingRows(db: pg.Pool | pg.ClientBase, table: 'platform_set
  * over the platform's, which wins over the built-in default. Also returns each setting's source.
  */
 export async function loadIdentitySettings(
-  platformDb: pg.Pool,
-  tenantDb: pg.Pool | null,
+  platformDb: Pick<pg.Pool, 'query'>,
+  tenantDb: Pick<pg.Pool, 'query'> | null,
 ): Promise<{ settings: IdentitySettings; sources: Record<keyof IdentitySettings, SettingSource> }> {
   const platform = await readSettingRows(platformDb, 'platform_settings');
   const tenant = tenantDb ? await readSettingRows(tenantDb, 'identity_settings') : new Map<string, unknown>();
