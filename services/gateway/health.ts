@@ -16,7 +16,7 @@ export interface HealthService {
 
 /**
  * Creates the gRPC health service (grpc/health/v1/health.proto). Only the overall status `''`
- * exists at first, as NOT_SERVING, so the server reports SERVING only once it is told to.
+ * exists at first, as NOT_SERVING, so the server reports SERVING only after setStatus('', 'SERVING').
  * Check of a service never set fails with NOT_FOUND; Watch of one streams SERVICE_UNKNOWN
  * until it is set, then every change.
  */

@@ -113,7 +113,7 @@ function findSegmentEnd(path: string, start: number): number {
  * Matches a request path (without query string) against a template. Returns the value of
  * each variable, keyed by its dotted field path, or undefined when the path does not match.
  * Values are percent-decoded, except that `%2F` stays encoded inside multi-segment values
- * so it cannot be told apart from a separator.
+ * so it stays distinct from a separator.
  */
 export function matchPathTemplate(
   template: PathTemplate,

@@ -32,7 +32,7 @@ type ReflectionRequest = Omit<RequestV1, '$typeName'>;
  * Creates routes for gRPC server reflection, `grpc.reflection.v1.ServerReflection` and
  * `grpc.reflection.v1alpha.ServerReflection`, over `files` and their transitive dependencies.
  * List services returns the services of `files` and the two reflection services. Files are
- * sent with every dependency not yet sent on the same stream, as the protocol asks.
+ * sent with every dependency not yet sent on the same stream, as the reflection protocol specifies.
  */
 export function reflectionRoutes(files: DescFile[]): (router: ConnectRouter) => void {
   const index = buildIndex([

@@ -103,7 +103,7 @@ export function registerRestTranscoding(app: FastifyInstance, options: RestTrans
   });
 
   app.register(async (scope) => {
-    // Parse bodies here, where the Status reply can say what is wrong with them.
+    // Parse bodies here, so the Status reply can name what is wrong with them.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, text, done) => {
       done(null, { kind: 'json', text: String(text) } satisfies RestBody);
@@ -360,7 +360,7 @@ function copyHandlerHeaders(reply: FastifyReply, headers: Headers): void {
   });
 }
 
-/** The JSON of one response field; a field left at its default is absent, so it is filled in. */
+/** Selects one response field's JSON, filling in the default that protobuf JSON leaves out. */
 function selectResponseField(output: JsonObject, field: DescField): JsonValue {
   const value = output[field.jsonName];
   if (value !== undefined) return value;
