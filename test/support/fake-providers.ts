@@ -31,7 +31,7 @@ async function listen(server: Server): Promise<string> {
 export async function startOpenIdProvider(client: { clientId: string; clientSecret: string; redirectUris: string[] }): Promise<FakeProvider> {
   let account: FakeAccount | undefined;
   const accounts = new Map<string, FakeAccount>();
-  let provider: Provider | undefined;
+  let provider: InstanceType<typeof Provider> | undefined;
   const server = createServer((request, response) => {
     void (async () => {
       if (request.url?.startsWith('/interaction/')) {
@@ -63,7 +63,7 @@ export async function startOpenIdProvider(client: { clientId: string; clientSecr
         token_endpoint_auth_method: 'client_secret_post',
       },
     ],
-    findAccount: (_context, id) => {
+    findAccount: (_context: unknown, id: string) => {
       const found = accounts.get(id);
       if (!found) return undefined;
       return {
@@ -74,7 +74,7 @@ export async function startOpenIdProvider(client: { clientId: string; clientSecr
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
     conformIdTokenClaims: false,
     features: { devInteractions: { enabled: false } },
-    interactions: { url: (_context, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: (_context: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
     cookies: { keys: [randomBytes(16).toString('hex')] },
   });
   return {
