@@ -5,17 +5,12 @@ import type pg from 'pg';
  * A handle looks its pool up on every call, so code may keep it while the pool LRU closes and
  * reopens the underlying pool.
  */
-export interface Database {
-  query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
-  connect(): Promise<pg.PoolClient>;
-}
+export type Database = Pick<pg.Pool, 'query' | 'connect'>;
 
 /** Returns a Database that resolves its pool through `currentPool` on each call. */
 export function poolHandle(currentPool: () => pg.Pool): Database {
-  return {
-    query: (text, values) => currentPool().query(text, values),
-    connect: () => currentPool().connect(),
-  };
+  const query = ((...args: Parameters<pg.Pool['query']>) => currentPool().query(...args)) as pg.Pool['query'];
+  return { query, connect: () => currentPool().connect() };
 }
 
 /** Runs `work` in a transaction on a client of `db`, committing on success. */

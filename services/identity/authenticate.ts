@@ -3,7 +3,7 @@ import { decodeJwt } from 'jose';
 
 import { domainError } from '../core/errors.ts';
 import type { Platform } from '../platform/platform.ts';
-import { verifyAccessToken } from './tokens.ts';
+import { verifyAccessToken, type AccessTokenClaims } from './tokens.ts';
 
 /** The verified sender of a request. */
 export interface Caller {
@@ -71,14 +71,12 @@ export async function authenticate(platform: Platform, headers: Headers): Promis
   return toCaller(claims, false);
 }
 
-function toCaller(claims: Record<string, unknown>, isPlatformAdmin: boolean): Caller {
-  const roles = Array.isArray(claims.roles) ? claims.roles.filter((role): role is string => typeof role === 'string') : [];
-  const scope = typeof claims.scope === 'string' ? claims.scope : '';
+function toCaller(claims: AccessTokenClaims, isPlatformAdmin: boolean): Caller {
   return {
-    tenant: String(claims.tid),
-    subject: String(claims.sub),
-    roles,
-    scopes: scope.split(' ').filter(Boolean),
+    tenant: claims.tid,
+    subject: claims.sub,
+    roles: claims.roles,
+    scopes: claims.scope.split(' ').filter(Boolean),
     isPlatformAdmin,
   };
 }

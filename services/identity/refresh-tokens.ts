@@ -100,7 +100,7 @@ export async function startFamily(
  * Unknown, expired and revoked tokens throw INVALID_REFRESH_TOKEN.
  */
 export async function rotateRefreshToken(
-  pool: pg.Pool,
+  pool: Pick<pg.Pool, 'query' | 'connect'>,
   token: string,
   options: RotateOptions,
 ): Promise<RotatedRefreshToken> {

@@ -134,7 +134,7 @@ interface CachedKeys {
  * Retirement times come from the database clock (`now()` at rotation) and are compared with
  * this process's clock, so a skew between the two shifts the end of the grace by that much.
  */
-export function createKeyStore(pool: pg.Pool, options: KeyStoreOptions): SigningKeyStore {
+export function createKeyStore(pool: Pick<pg.Pool, 'query' | 'connect'>, options: KeyStoreOptions): SigningKeyStore {
   const table = options.table ?? 'signing_keys';
   if (!TABLES.includes(table)) {
     throw new Error(`signing key table must be one of ${TABLES.join(', ')}, got ${table}`);

@@ -188,7 +188,7 @@ export function tenantAuthRoutes(platform: Platform) {
         const keys = await tenant.keys.publishedKeys(new Date());
         context.responseHeader.set('cache-control', 'public, max-age=300');
         return create(GetJwksResponseSchema, {
-          keys: keys.map((key) =>
+          keys: keys.map((key: Record<string, unknown>) =>
             create(JsonWebKeySchema, {
               kty: String(key.kty),
               kid: String(key.kid),

@@ -10,7 +10,7 @@ import { applyMigrations, type MigrationSet } from '../db/migrate.ts';
 import { poolHandle } from '../db/pool-handle.ts';
 import { createTenantPools, type TenantPools } from '../db/tenant-pools.ts';
 import { hashPassword, verifyPassword } from '../identity/passwords.ts';
-import { createKeyStore, type KeyStore } from '../identity/signing-keys.ts';
+import { createKeyStore, type SigningKeyStore } from '../identity/signing-keys.ts';
 import type { Config } from '../server/config.ts';
 import { cleanUpAbandonedTenants, PROVISIONING_STEPS, type ProvisioningDeps, type ProvisioningStep } from './provisioning.ts';
 import { platformDatabaseName, templateDatabaseName } from './tenant-id.ts';
@@ -25,7 +25,7 @@ export interface Platform {
   tenants: TenantRegistry;
   secretBox: SecretBox;
   /** Keys that sign platform admin tokens. */
-  platformKeys: KeyStore;
+  platformKeys: SigningKeyStore;
   /** Issuer of platform admin tokens, `<public base URL>/identity/platform`. */
   platformIssuer(): string;
   /** Public base URL; known once the server listens. */

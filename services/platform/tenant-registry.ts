@@ -5,7 +5,7 @@ import type { SecretBox } from '../core/secret-box.ts';
 import { poolHandle, type Database } from '../db/pool-handle.ts';
 import type { TenantPools } from '../db/tenant-pools.ts';
 import { DEFAULT_IDENTITY_SETTINGS, loadIdentitySettings, type IdentitySettings } from '../identity/settings.ts';
-import { createKeyStore, type KeyStore } from '../identity/signing-keys.ts';
+import { createKeyStore, type SigningKeyStore } from '../identity/signing-keys.ts';
 import { assertTenantId } from './tenant-id.ts';
 
 /** A tenant's row in the platform database. */
@@ -25,7 +25,7 @@ export interface TenantContext {
   readonly db: Database;
   /** Token issuer, `<public base URL>/identity/<id>`. */
   readonly issuer: string;
-  readonly keys: KeyStore;
+  readonly keys: SigningKeyStore;
   /** Effective identity settings, cached for a few seconds. */
   settings(): Promise<IdentitySettings>;
   /** Drops cached settings so the next read sees a change at once. */

@@ -1,0 +1,112 @@
+import pg from 'pg';
+
+import { urlForDatabase } from './support/database.ts';
+import { platformAdminToken, provisionTenant, rest } from './support/rest.ts';
+import { startServer, type TestServer } from './support/server.ts';
+
+async function tenantQuery(server: TestServer, tenant: string, sql: string, values: unknown[] = []) {
+  const client = new pg.Client(urlForDatabase(`${server.databasePrefix}tenant_${tenant}`));
+  await client.connect();
+  try {
+    return (await client.query(sql, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+describe('signup rate limit', () => {
+  let server: TestServer;
+
+  afterEach(async () => {
+    await server?.stop();
+  });
+
+  const signUp = (n: number, headers: Record<string, string> = {}) =>
+    rest('POST', `${server.baseUrl}/identity/api/acme/auth/signup`, {
+      body: { email: `user${n}@example.com`, password: 'good passphrase here' },
+      headers,
+    });
+
+  test('eleventh signup from one address in an hour is 429', async () => {
+    server = await startServer();
+    await provisionTenant(server.baseUrl, await platformAdminToken(server.baseUrl, server.adminEmail, server.adminPassword), 'acme');
+    for (let n = 0; n < 10; n++) expect((await signUp(n)).status).toBe(200);
+    const limited = await signUp(10);
+    expect(limited.status).toBe(429);
+    expect(limited.body.details.map((d: { '@type': string }) => d['@type'])).toContain('type.googleapis.com/google.rpc.RetryInfo');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(3000);
+    const users = await tenantQuery(server, 'acme', "SELECT count(*)::int AS n FROM users WHERE email LIKE 'user%'");
+    expect(users[0].n).toBe(10);
+  });
+
+  test('X-Forwarded-For counts only from trusted proxies', async () => {
+    server = await startServer({ env: { TANSU_TRUSTED_PROXIES: '127.0.0.1' } });
+    await provisionTenant(server.baseUrl, await platformAdminToken(server.baseUrl, server.adminEmail, server.adminPassword), 'acme');
+    for (let n = 0; n < 10; n++) expect((await signUp(n, { 'x-forwarded-for': '203.0.113.7' })).status).toBe(200);
+    expect((await signUp(10, { 'x-forwarded-for': '203.0.113.7' })).status).toBe(429);
+    // Another client behind the same proxy has its own budget.
+    expect((await signUp(11, { 'x-forwarded-for': '203.0.113.8' })).status).toBe(200);
+    const ips = await tenantQuery(server, 'acme', 'SELECT DISTINCT ip FROM signup_attempts ORDER BY ip');
+    expect(ips.map((row) => row.ip)).toEqual(['203.0.113.7', '203.0.113.8']);
+  });
+
+  test('X-Forwarded-For from an untrusted peer is ignored', async () => {
+    server = await startServer();
+    await provisionTenant(server.baseUrl, await platformAdminToken(server.baseUrl, server.adminEmail, server.adminPassword), 'acme');
+    for (let n = 0; n < 10; n++) expect((await signUp(n, { 'x-forwarded-for': `198.51.100.${n}` })).status).toBe(200);
+    expect((await signUp(10, { 'x-forwarded-for': '198.51.100.99' })).status).toBe(429);
+  });
+});
+
+describe('lockout and login activity', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startServer();
+    await provisionTenant(server.baseUrl, await platformAdminToken(server.baseUrl, server.adminEmail, server.adminPassword), 'acme');
+    await rest('POST', `${server.baseUrl}/identity/api/acme/auth/signup`, {
+      body: { email: 'target@example.com', password: 'the right passphrase' },
+    });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const signIn = (password: string) =>
+    rest('POST', `${server.baseUrl}/identity/api/acme/auth/signin`, {
+      body: { email: 'target@example.com', password },
+      headers: { 'user-agent': 'lockout-test/1.0' },
+    });
+
+  test('five failures lock the account even for the right password', async () => {
+    for (let n = 0; n < 5; n++) expect((await signIn(`wrong ${n}`)).status).toBe(401);
+    const locked = await signIn('the right passphrase');
+    expect(locked.status).toBe(429);
+    expect(locked.body.details[0].reason).toBe('ACCOUNT_LOCKED');
+    const retryAfter = Number(locked.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(14 * 60);
+    expect(retryAfter).toBeLessThanOrEqual(15 * 60);
+  });
+
+  test('lock ends after its duration', async () => {
+    await tenantQuery(server, 'acme', "UPDATE users SET locked_until = now() - interval '1 second' WHERE email = 'target@example.com'");
+    expect((await signIn('the right passphrase')).status).toBe(200);
+  });
+
+  test('every attempt is in login activity', async () => {
+    await rest('POST', `${server.baseUrl}/identity/api/acme/auth/signin`, {
+      body: { email: 'ghost@example.com', password: 'whatever123' },
+    });
+    const rows = await tenantQuery(server, 'acme', 'SELECT email, ip, user_agent, result, at FROM login_activity ORDER BY id');
+    expect(rows.map((row) => row.result)).toEqual([
+      ...Array(5).fill('invalid_credentials'),
+      'locked_out',
+      'success',
+      'invalid_credentials',
+    ]);
+    expect(rows[0].ip).toBe('127.0.0.1');
+    expect(rows[0].user_agent).toBe('lockout-test/1.0');
+    expect(rows[7].email).toBe('ghost@example.com');
+    expect(rows.every((row) => row.at instanceof Date)).toBe(true);
+  });
+});
