@@ -1,7 +1,6 @@
 import type pg from 'pg';
 
 import { invalidArgument } from '../core/errors.ts';
-import type { Database } from '../db/pool-handle.ts';
 
 /** Password rules of a tenant. */
 export interface PasswordPolicy {
@@ -215,11 +214,7 @@ export function isTimeZone(name: string): boolean {
 }
 
 /** Reads the `name → value` rows of a settings table. */
-<<<<<<< HEAD
-async function readSettingRows(db: pg.Pool | pg.ClientBase | Database, table: SettingsTable) {
-=======
-async function readSettingRows(db: Pick<pg.Pool, 'query'>, table: 'platform_settings' | 'identity_settings') {
->>>>>>> main
+async function readSettingRows(db: Pick<pg.Pool, 'query'>, table: SettingsTable) {
   const { rows } = await db.query<{ name: string; value: unknown }>(`SELECT name, value FROM ${table}`);
   return new Map(rows.map((row) => [row.name, row.value]));
 }
@@ -240,15 +235,9 @@ export interface ResolvedSettings {
  * platform level alone.
  */
 export async function loadIdentitySettings(
-<<<<<<< HEAD
-  platformDb: pg.Pool | Database,
-  tenantDb: pg.Pool | Database | null,
-): Promise<ResolvedSettings> {
-=======
   platformDb: Pick<pg.Pool, 'query'>,
   tenantDb: Pick<pg.Pool, 'query'> | null,
-): Promise<{ settings: IdentitySettings; sources: Record<keyof IdentitySettings, SettingSource> }> {
->>>>>>> main
+): Promise<ResolvedSettings> {
   const platform = await readSettingRows(platformDb, 'platform_settings');
   const tenant = tenantDb ? await readSettingRows(tenantDb, 'identity_settings') : new Map<string, unknown>();
   const settings = structuredClone(DEFAULT_IDENTITY_SETTINGS) as unknown as Record<string, unknown>;
