@@ -34,6 +34,7 @@ export const errorCatalogue = {
   EMAIL_ALREADY_EXISTS: Code.AlreadyExists,
   WEAK_PASSWORD: Code.InvalidArgument,
   USER_NOT_FOUND: Code.NotFound,
+  LAST_TENANT_ADMIN: Code.FailedPrecondition,
   // Generic resources
   NOT_FOUND: Code.NotFound,
   ALREADY_EXISTS: Code.AlreadyExists,

@@ -12,7 +12,13 @@ import { createDualProtocolServer } from '../gateway/listen.ts';
 import { reflectionRoutes } from '../gateway/reflection.ts';
 import { contextValuesFor } from '../gateway/request-context.ts';
 import { registerRestTranscoding } from '../gateway/transcoder.ts';
+import { file_tansu_identity_v1_settings, Settings } from '#gen/tansu/identity/v1/settings_pb.js';
+import { file_tansu_identity_v1_signing_keys, SigningKeys } from '#gen/tansu/identity/v1/signing_keys_pb.js';
+import { file_tansu_identity_v1_users, Users } from '#gen/tansu/identity/v1/users_pb.js';
+import { settingsRoutes } from '../identity/settings-service.ts';
+import { signingKeysRoutes } from '../identity/signing-keys-service.ts';
 import { tenantAuthRoutes } from '../identity/tenant-auth-service.ts';
+import { usersRoutes } from '../identity/users-service.ts';
 import { platformAuthRoutes } from '../platform/platform-auth-service.ts';
 import type { Platform } from '../platform/platform.ts';
 import { tenantsRoutes } from '../platform/tenants-service.ts';
@@ -30,6 +36,9 @@ export function serviceModules(platform: Platform): ServiceModule[] {
     { service: Tenants, file: file_tansu_platform_v1_tenants, routes: tenantsRoutes(platform) },
     { service: PlatformAuth, file: file_tansu_platform_v1_platform_auth, routes: platformAuthRoutes(platform) },
     { service: TenantAuth, file: file_tansu_identity_v1_auth, routes: tenantAuthRoutes(platform) },
+    { service: Settings, file: file_tansu_identity_v1_settings, routes: settingsRoutes(platform) },
+    { service: Users, file: file_tansu_identity_v1_users, routes: usersRoutes(platform) },
+    { service: SigningKeys, file: file_tansu_identity_v1_signing_keys, routes: signingKeysRoutes(platform) },
   ];
 }
 

@@ -27,6 +27,8 @@ export interface Config {
   tenantPoolSize: number;
   /** Connections that all tenant pools together may hold. */
   maxTenantConnections: number;
+  /** Seconds between two checks for signing keys older than their tenant's rotation interval. */
+  keyRotationCheckSeconds: number;
 }
 
 /** A configuration value that is invalid; the message names the variable and what it expects. */
@@ -116,5 +118,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustedProxies,
     tenantPoolSize,
     maxTenantConnections,
+    keyRotationCheckSeconds: readInteger(env, 'TANSU_KEY_ROTATION_CHECK_SECONDS', 300, 1, 86400),
   };
 }
