@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import pg from 'pg';
 
 import { urlForDatabase, testDatabaseUrl } from './support/database.ts';
@@ -146,7 +150,9 @@ describe('provisioning failures', () => {
   );
 
   test('crash mid-way is cleaned up at the next start', async () => {
-    const first = await startServer();
+    // The restart keeps the data directory, whose master key decrypts the platform signing key.
+    const dataDir = mkdtempSync(join(tmpdir(), 'tansu-restart-'));
+    const first = await startServer({ dataDir });
     const prefix = first.databasePrefix;
     await first.stop();
 
@@ -165,12 +171,13 @@ describe('provisioning failures', () => {
     );
     await platformDb.end();
 
-    const second = await startServer({ databasePrefix: prefix });
+    const second = await startServer({ databasePrefix: prefix, dataDir });
     try {
       expect(await tenantRows(prefix)).toEqual([]);
       expect(await databasesWithPrefix(`${prefix}tenant_`)).toEqual([`${prefix}tenant_template`]);
     } finally {
       await second.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -39,6 +39,11 @@ export const errorCatalogue = {
   NOT_FOUND: Code.NotFound,
   ALREADY_EXISTS: Code.AlreadyExists,
   FAILED_PRECONDITION: Code.FailedPrecondition,
+  // Triggers
+  INVALID_CRON: Code.InvalidArgument,
+  // Functions
+  FUNCTION_SYNTAX_ERROR: Code.InvalidArgument,
+  FUNCTION_INVALID_MODULE: Code.InvalidArgument,
   // Server
   INTERNAL: Code.Internal,
   UNAVAILABLE: Code.Unavailable,

@@ -4,11 +4,12 @@ import type { DescFile, DescService } from '@bufbuild/protobuf';
 import fastify, { type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 
+import { file_grpc_health_v1_health } from '#gen/grpc/health/v1/health_pb.js';
 import { file_tansu_identity_v1_auth, TenantAuth } from '#gen/tansu/identity/v1/auth_pb.js';
 import { file_tansu_platform_v1_platform_auth, PlatformAuth } from '#gen/tansu/platform/v1/platform_auth_pb.js';
 import { file_tansu_platform_v1_tenants, Tenants } from '#gen/tansu/platform/v1/tenants_pb.js';
 import { createHealthService } from '../gateway/health.ts';
-import { createDualProtocolServer } from '../gateway/listen.ts';
+import { dualProtocolServerFactory } from '../gateway/listen.ts';
 import { reflectionRoutes } from '../gateway/reflection.ts';
 import { contextValuesFor } from '../gateway/request-context.ts';
 import { registerRestTranscoding } from '../gateway/transcoder.ts';
@@ -58,12 +59,12 @@ export async function buildApp(platform: Platform): Promise<App> {
   const health = createHealthService();
   const routes = (router: ConnectRouter) => {
     for (const module of modules) module.routes(router);
-    reflectionRoutes(modules.map((module) => module.file))(router);
+    reflectionRoutes([...modules.map((module) => module.file), file_grpc_health_v1_health])(router);
     health.routes(router);
   };
 
   const app = fastify({
-    serverFactory: (handler) => createDualProtocolServer(handler) as never,
+    serverFactory: dualProtocolServerFactory,
     logger: false,
     bodyLimit: 6 * 1024 * 1024,
   });

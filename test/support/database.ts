@@ -37,6 +37,12 @@ export async function createMigratedDatabase(
   await admin.end();
 
   const pool = new pg.Pool({ connectionString: urlForDatabase(name), max: 5 });
+  // pool.end() can resolve before its idle connections have closed, and DROP DATABASE ...
+  // WITH (FORCE) then terminates them (57P01). Without a listener that error event would
+  // fail whichever test runs next; any other error is rethrown.
+  pool.on('error', (error: Error & { code?: string }) => {
+    if (error.code !== '57P01') throw error;
+  });
   const client = await pool.connect();
   try {
     await applyMigrations(client, set);

@@ -1,0 +1,557 @@
+/**
+ * The event dispatcher of one tenant: fans outbox events out to deliveries, one per
+ * matching enabled event trigger, and runs each delivery at least once with retries.
+ *
+ * Every step is claimed in PostgreSQL with `FOR UPDATE SKIP LOCKED`, so any number of
+ * processes can run a dispatcher on the same tenant database. A claimed attempt holds a
+ * lease (`claimed_until`, {@link DEFAULT_LEASE_MS} by default). When a process dies during
+ * an attempt, another process claims the delivery again once the lease has passed, so an
+ * event may reach a function twice (at-least-once delivery). The lease must be longer than
+ * the longest function run, or a slow attempt is started a second time.
+ *
+ * `maxAttempts` counts total attempts, the first one included. Attempts are counted when
+ * claimed, so even attempts lost to crashes never run past the limit. After failed attempt
+ * n, the next one waits `backoff_seconds * 2^(n-1)`; after the last one the delivery goes
+ * to `dead_letters`.
+ */
+import pg from 'pg';
+import { pino, type Logger } from 'pino';
+
+import { domainError } from '../core/errors.ts';
+import { parseEventPattern, matchesEventPattern, type EventPattern } from './event-pattern.ts';
+
+/** The outcome of one function run started by a trigger. */
+export interface InvokeResult {
+  ok: boolean;
+  /** Reason of a failed run, stored as the delivery's `last_error`. */
+  error?: string;
+  /** Id of the row in `executions`, when the runtime recorded one. */
+  executionId?: string;
+}
+
+/** An outbox event as handed to a function. */
+export interface OutboxEvent {
+  /** The event's `event_id`. */
+  id: string;
+  type: string;
+  subject: string | null;
+  payload: unknown;
+  createdAt: Date;
+}
+
+/** One attempt of delivering an event to the function of a trigger. */
+export interface EventDelivery {
+  /** Delivery id, stable across attempts and replays. */
+  id: string;
+  tenant: string;
+  triggerId: string;
+  functionName: string;
+  /** This attempt's number in the current cycle, starting at 1. */
+  attempt: number;
+  /** Total attempts allowed in the cycle. */
+  maxAttempts: number;
+  event: OutboxEvent;
+}
+
+/** Runs the function of a delivery and reports the outcome; a thrown error is a failure. */
+export type InvokeDelivery = (delivery: EventDelivery) => Promise<InvokeResult>;
+
+/** Options of {@link createEventDispatcher}. */
+export interface EventDispatcherOptions {
+  /** Pool on the tenant's database. */
+  pool: pg.Pool;
+  /** Tenant id, for logs and for {@link EventDelivery.tenant}. */
+  tenant: string;
+  invoke: InvokeDelivery;
+  logger?: Logger;
+  /** Interval of the polling safety net, in milliseconds; default 1000. */
+  pollIntervalMs?: number;
+  /** Clock; default `() => new Date()`. */
+  now?: () => Date;
+  /** Lease of a claimed attempt, in milliseconds; default {@link DEFAULT_LEASE_MS}. */
+  leaseMs?: number;
+  /** Maximum attempts running at once in this process; default 8. */
+  concurrency?: number;
+  /** Whether to LISTEN on `tansu_outbox`; default true. Without it only polling wakes. */
+  listen?: boolean;
+}
+
+/** A running dispatcher. */
+export interface EventDispatcher {
+  /** Starts listening and polling. */
+  start(): Promise<void>;
+  /** Stops listening and polling and waits for the attempts in progress to finish. */
+  stop(): Promise<void>;
+  /** Fans out pending events and starts due deliveries once, without waiting for them. */
+  runOnce(): Promise<void>;
+}
+
+/** Default lease of a claimed attempt: 5 minutes. */
+export const DEFAULT_LEASE_MS = 5 * 60_000;
+
+/** Channel on which outbox inserts send NOTIFY. */
+export const OUTBOX_CHANNEL = 'tansu_outbox';
+
+const FAN_OUT_BATCH = 200;
+const MAX_ERROR_LENGTH = 4000;
+const LISTEN_RETRY_MS = 1000;
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+interface ClaimedRow {
+  id: string;
+  event_id: string;
+  trigger_id: string;
+  attempts: number;
+  status: string;
+  last_error: string | null;
+  function_name: string;
+  max_attempts: number;
+  backoff_seconds: number;
+  type: string;
+  subject: string | null;
+  payload: unknown;
+  event_created_at: Date;
+}
+
+function truncateError(message: string): string {
+  return message.length > MAX_ERROR_LENGTH ? `${message.slice(0, MAX_ERROR_LENGTH)}…` : message;
+}
+
+/**
+ * Moves a delivery to `dead` and writes or updates its dead letter, in the caller's
+ * transaction. The update only applies while the delivery is still in the attempt the
+ * caller ran, so a late result from an expired lease changes nothing.
+ */
+async function writeDeadLetter(
+  client: pg.ClientBase,
+  row: ClaimedRow,
+  attempts: number,
+  error: string,
+  now: Date,
+): Promise<boolean> {
+  const updated = await client.query(
+    `UPDATE deliveries SET status = 'dead', claimed_until = NULL, last_error = $3, updated_at = $4
+     WHERE id = $1 AND status = 'running' AND attempts = $2`,
+    [row.id, attempts, error, now],
+  );
+  if (updated.rowCount !== 1) return false;
+  await client.query(
+    `INSERT INTO dead_letters
+       (delivery_id, event_id, trigger_id, function_name, event_type, event_payload,
+        attempts, last_error, created_at, failed_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+     ON CONFLICT (delivery_id) DO UPDATE SET
+       attempts = excluded.attempts, last_error = excluded.last_error,
+       failed_at = excluded.failed_at, replayed_at = NULL`,
+    [row.id, row.event_id, row.trigger_id, row.function_name, row.type,
+      JSON.stringify(row.payload), attempts, error, now],
+  );
+  return true;
+}
+
+async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Creates the event dispatcher of one tenant. Options are checked here, so a bad value
+ * fails at start.
+ */
+export function createEventDispatcher(options: EventDispatcherOptions): EventDispatcher {
+  const { pool, tenant, invoke } = options;
+  const logger = (options.logger ?? pino({ level: 'silent' })).child({ tenant });
+  const pollIntervalMs = options.pollIntervalMs ?? 1000;
+  const now = options.now ?? (() => new Date());
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const concurrency = options.concurrency ?? 8;
+  const listen = options.listen ?? true;
+  for (const [name, value] of Object.entries({ pollIntervalMs, leaseMs, concurrency })) {
+    if (!Number.isFinite(value) || value <= 0) {
+      throw new Error(`event dispatcher option ${name} must be a positive number, got ${value}`);
+    }
+  }
+
+  const inFlight = new Set<Promise<void>>();
+  let running = false;
+  let pumping: Promise<void> | undefined;
+  let pumpAgain = false;
+  let timer: NodeJS.Timeout | undefined;
+  let listener: pg.Client | undefined;
+  let listenerRetry: NodeJS.Timeout | undefined;
+  const wakeTimers = new Set<NodeJS.Timeout>();
+
+  /** Moves undispatched outbox events to deliveries; returns how many events it handled. */
+  async function fanOut(): Promise<number> {
+    return inTransaction(pool, async (client) => {
+      const events = await client.query<{ id: string; event_id: string; type: string }>(
+        `SELECT id, event_id, type FROM outbox WHERE dispatched_at IS NULL
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [FAN_OUT_BATCH],
+      );
+      if (events.rows.length === 0) return 0;
+
+      const triggers = await client.query<{ id: string; event_pattern: string }>(
+        `SELECT id, event_pattern FROM triggers WHERE kind = 'event' AND enabled`,
+      );
+      const patterns: { id: string; pattern: EventPattern }[] = [];
+      for (const trigger of triggers.rows) {
+        try {
+          patterns.push({ id: trigger.id, pattern: parseEventPattern(trigger.event_pattern) });
+        } catch (error) {
+          logger.error({ err: error, trigger: trigger.id }, 'event trigger has an invalid pattern; skipping it');
+        }
+      }
+
+      const eventIds: string[] = [];
+      const triggerIds: string[] = [];
+      for (const event of events.rows) {
+        for (const { id, pattern } of patterns) {
+          if (!matchesEventPattern(pattern, event.type)) continue;
+          eventIds.push(event.event_id);
+          triggerIds.push(id);
+        }
+      }
+      const at = now();
+      if (eventIds.length > 0) {
+        await client.query(
+          `INSERT INTO deliveries (event_id, trigger_id, next_attempt_at, created_at, updated_at)
+           SELECT event_id, trigger_id, $3, $3, $3
+           FROM unnest($1::uuid[], $2::uuid[]) AS pairs (event_id, trigger_id)
+           ON CONFLICT (event_id, trigger_id) DO NOTHING`,
+          [eventIds, triggerIds, at],
+        );
+      }
+      await client.query('UPDATE outbox SET dispatched_at = $2 WHERE id = ANY($1::bigint[])', [
+        events.rows.map((event) => event.id),
+        at,
+      ]);
+      logger.debug({ events: events.rows.length, deliveries: eventIds.length }, 'fanned out outbox events');
+      return events.rows.length;
+    });
+  }
+
+  /** Claims up to `limit` due deliveries and returns the ones to run now. */
+  async function claim(limit: number): Promise<ClaimedRow[]> {
+    const at = now();
+    return inTransaction(pool, async (client) => {
+      const due = await client.query<ClaimedRow>(
+        `SELECT d.id, d.event_id, d.trigger_id, d.attempts, d.status, d.last_error,
+                t.function_name, t.max_attempts, t.backoff_seconds,
+                o.type, o.subject, o.payload, o.created_at AS event_created_at
+         FROM deliveries d
+         JOIN triggers t ON t.id = d.trigger_id
+         JOIN outbox o ON o.event_id = d.event_id
+         WHERE t.enabled
+           AND ((d.status = 'pending' AND d.next_attempt_at <= $1)
+             OR (d.status = 'running' AND d.claimed_until <= $1))
+         ORDER BY d.next_attempt_at
+         LIMIT $2
+         FOR UPDATE OF d SKIP LOCKED`,
+        [at, limit],
+      );
+
+      const toRun: ClaimedRow[] = [];
+      for (const row of due.rows) {
+        if (row.attempts < row.max_attempts) {
+          toRun.push(row);
+          continue;
+        }
+        // A lease ran out on the last allowed attempt: the attempt counts as failed.
+        const error = `attempt ${row.attempts} did not finish before its lease expired`;
+        await writeDeadLetter(client, row, row.attempts, error, at);
+        logger.warn({ delivery: row.id, function: row.function_name, attempts: row.attempts },
+          'event delivery lease expired on its last attempt; moved to dead letters');
+      }
+      if (toRun.length > 0) {
+        await client.query(
+          `UPDATE deliveries SET status = 'running', attempts = attempts + 1,
+                  claimed_until = $2, updated_at = $3
+           WHERE id = ANY($1::uuid[])`,
+          [toRun.map((row) => row.id), new Date(at.getTime() + leaseMs), at],
+        );
+        for (const row of toRun) {
+          if (row.status === 'running') {
+            logger.warn({ delivery: row.id, function: row.function_name, attempt: row.attempts },
+              'event delivery lease expired; claiming it again');
+          }
+          row.attempts += 1;
+        }
+      }
+      return toRun;
+    });
+  }
+
+  async function recordResult(row: ClaimedRow, result: InvokeResult): Promise<void> {
+    const at = now();
+    const attempt = row.attempts;
+    let executionId = result.executionId ?? null;
+    if (executionId !== null && !uuidPattern.test(executionId)) {
+      logger.warn({ delivery: row.id, executionId }, 'invoke returned an execution id that is not a UUID; not storing it');
+      executionId = null;
+    }
+
+    if (result.ok) {
+      await pool.query(
+        `UPDATE deliveries SET status = 'succeeded', claimed_until = NULL,
+                last_execution_id = $3, updated_at = $4
+         WHERE id = $1 AND status = 'running' AND attempts = $2`,
+        [row.id, attempt, executionId, at],
+      );
+      return;
+    }
+
+    const error = truncateError(result.error ?? 'the function failed without an error message');
+    if (attempt < row.max_attempts) {
+      const delayMs = row.backoff_seconds * 1000 * 2 ** (attempt - 1);
+      await pool.query(
+        `UPDATE deliveries SET status = 'pending', claimed_until = NULL, last_error = $3,
+                last_execution_id = $4, next_attempt_at = $5, updated_at = $6
+         WHERE id = $1 AND status = 'running' AND attempts = $2`,
+        [row.id, attempt, error, executionId, new Date(at.getTime() + delayMs), at],
+      );
+      logger.info({ delivery: row.id, function: row.function_name, attempt, retryInMs: delayMs, error },
+        'event delivery failed; retrying');
+      scheduleWake(delayMs);
+      return;
+    }
+
+    await inTransaction(pool, async (client) => {
+      if (executionId !== null) {
+        await client.query('UPDATE deliveries SET last_execution_id = $2 WHERE id = $1', [row.id, executionId]);
+      }
+      await writeDeadLetter(client, row, attempt, error, at);
+    });
+    logger.warn({ delivery: row.id, function: row.function_name, attempts: attempt, error },
+      'event delivery failed on its last attempt; moved to dead letters');
+  }
+
+  async function attempt(row: ClaimedRow): Promise<void> {
+    const delivery: EventDelivery = {
+      id: row.id,
+      tenant,
+      triggerId: row.trigger_id,
+      functionName: row.function_name,
+      attempt: row.attempts,
+      maxAttempts: row.max_attempts,
+      event: {
+        id: row.event_id,
+        type: row.type,
+        subject: row.subject,
+        payload: row.payload,
+        createdAt: row.event_created_at,
+      },
+    };
+    let result: InvokeResult;
+    try {
+      result = await invoke(delivery);
+    } catch (error) {
+      result = { ok: false, error: error instanceof Error ? error.message : String(error) };
+    }
+    try {
+      await recordResult(row, result);
+    } catch (error) {
+      // The lease brings the delivery back, so the attempt is retried, not lost.
+      logger.error({ err: error, delivery: row.id }, 'failed to record an event delivery result');
+    }
+  }
+
+  async function pumpOnce(): Promise<void> {
+    while ((await fanOut()) === FAN_OUT_BATCH) {
+      // Keep going while full batches come back.
+    }
+    const free = concurrency - inFlight.size;
+    if (free <= 0) return;
+    for (const row of await claim(free)) {
+      const task = attempt(row).finally(() => {
+        inFlight.delete(task);
+        if (running) void pump();
+      });
+      inFlight.add(task);
+    }
+  }
+
+  /** Runs {@link pumpOnce}, folding calls that arrive while it runs into one more pass. */
+  function pump(): Promise<void> {
+    if (pumping) {
+      pumpAgain = true;
+      return pumping;
+    }
+    pumping = (async () => {
+      do {
+        pumpAgain = false;
+        try {
+          await pumpOnce();
+        } catch (error) {
+          logger.error({ err: error }, 'event dispatcher pass failed; retrying at the next poll');
+        }
+      } while (pumpAgain);
+    })().finally(() => {
+      pumping = undefined;
+    });
+    return pumping;
+  }
+
+  function scheduleWake(delayMs: number): void {
+    if (!running) return;
+    const wakeTimer = setTimeout(() => {
+      wakeTimers.delete(wakeTimer);
+      void pump();
+    }, Math.max(0, delayMs));
+    wakeTimer.unref();
+    wakeTimers.add(wakeTimer);
+  }
+
+  async function poll(): Promise<void> {
+    await pump();
+    if (running) timer = setTimeout(() => void poll(), pollIntervalMs);
+  }
+
+  async function connectListener(): Promise<void> {
+    const client = new pg.Client(pool.options);
+    client.on('notification', () => void pump());
+    client.on('error', (error) => {
+      logger.warn({ err: error }, 'outbox listener connection failed; reconnecting');
+      client.end().catch(() => undefined);
+      if (listener === client) listener = undefined;
+      retryListener();
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+    } catch (error) {
+      client.end().catch(() => undefined);
+      throw error;
+    }
+    if (!running) {
+      await client.end();
+      return;
+    }
+    listener = client;
+    // Events written while the listener was away are picked up now rather than at the next poll.
+    void pump();
+  }
+
+  function retryListener(): void {
+    if (!running || listenerRetry) return;
+    listenerRetry = setTimeout(() => {
+      listenerRetry = undefined;
+      connectListener().catch((error) => {
+        logger.warn({ err: error }, 'outbox listener failed to connect; retrying');
+        retryListener();
+      });
+    }, LISTEN_RETRY_MS);
+  }
+
+  return {
+    async start() {
+      if (running) return;
+      running = true;
+      if (listen) {
+        try {
+          await connectListener();
+        } catch (error) {
+          logger.warn({ err: error }, 'outbox listener failed to connect; polling until it does');
+          retryListener();
+        }
+      }
+      void poll();
+      logger.info({ pollIntervalMs, leaseMs, concurrency }, 'event dispatcher started');
+    },
+
+    async stop() {
+      if (!running) return;
+      running = false;
+      clearTimeout(timer);
+      clearTimeout(listenerRetry);
+      listenerRetry = undefined;
+      for (const wakeTimer of wakeTimers) clearTimeout(wakeTimer);
+      wakeTimers.clear();
+      const client = listener;
+      listener = undefined;
+      await client?.end().catch(() => undefined);
+      await pumping;
+      await Promise.all(inFlight);
+      logger.info('event dispatcher stopped');
+    },
+
+    runOnce: pump,
+  };
+}
+
+/** Selection of the dead letters that {@link replayDeadLetters} replays. */
+export interface ReplayDeadLettersRequest {
+  /** Dead-letter ids; when given together with `filter`, both must match. */
+  ids?: string[];
+  /** Matches on the function and on when the delivery failed (`since <= failed_at < until`). */
+  filter?: { functionName?: string; since?: Date; until?: Date };
+  /** Clock; default `() => new Date()`. */
+  now?: () => Date;
+}
+
+/**
+ * Starts a new attempt cycle for each matching dead letter whose delivery is dead and not
+ * already replayed: the delivery goes back to pending with 0 attempts, and the dead letter
+ * gets `replayed_at`. If the new cycle fails too, the same dead-letter row is updated.
+ * Returns the ids of the replayed dead letters. Throws INVALID_ARGUMENT when neither `ids`
+ * nor `filter` is given, so that replaying everything takes an explicit empty filter.
+ */
+export async function replayDeadLetters(
+  pool: pg.Pool,
+  request: ReplayDeadLettersRequest,
+): Promise<string[]> {
+  const { ids, filter } = request;
+  if (ids === undefined && filter === undefined) {
+    throw domainError('INVALID_ARGUMENT', 'name the dead letters to replay by ids or a filter; an empty filter replays all', {
+      metadata: { field: 'filter' },
+    });
+  }
+  const invalidId = ids?.find((id) => !uuidPattern.test(id));
+  if (invalidId !== undefined) {
+    throw domainError('INVALID_ARGUMENT', `dead-letter id "${invalidId}" is not a UUID`, {
+      metadata: { field: 'ids' },
+    });
+  }
+  const at = (request.now ?? (() => new Date()))();
+
+  return inTransaction(pool, async (client) => {
+    const chosen = await client.query<{ id: string; delivery_id: string }>(
+      `SELECT dl.id, dl.delivery_id FROM dead_letters dl
+       JOIN deliveries d ON d.id = dl.delivery_id
+       WHERE dl.replayed_at IS NULL AND d.status = 'dead'
+         AND ($1::uuid[] IS NULL OR dl.id = ANY($1::uuid[]))
+         AND ($2::text IS NULL OR dl.function_name = $2)
+         AND ($3::timestamptz IS NULL OR dl.failed_at >= $3)
+         AND ($4::timestamptz IS NULL OR dl.failed_at < $4)
+       ORDER BY dl.failed_at
+       FOR UPDATE OF dl, d`,
+      [ids ?? null, filter?.functionName ?? null, filter?.since ?? null, filter?.until ?? null],
+    );
+    if (chosen.rows.length === 0) return [];
+
+    await client.query(
+      `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $2,
+              claimed_until = NULL, updated_at = $2
+       WHERE id = ANY($1::uuid[])`,
+      [chosen.rows.map((row) => row.delivery_id), at],
+    );
+    await client.query(
+      `UPDATE dead_letters SET replayed_at = $2, replay_count = replay_count + 1
+       WHERE id = ANY($1::uuid[])`,
+      [chosen.rows.map((row) => row.id), at],
+    );
+    // Wakes listening dispatchers at commit instead of at their next poll.
+    await client.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, 'replay']);
+    return chosen.rows.map((row) => row.id);
+  });
+}
