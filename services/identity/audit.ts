@@ -7,7 +7,7 @@ export interface AuditRecord {
   action: string;
   /** User id, key id or other id the action changed; empty when there is none. */
   target?: string;
-  /** What changed, such as old and new values. */
+  /** Description of the change, such as old and new values. */
   details?: Record<string, unknown>;
 }
 

@@ -54,7 +54,7 @@ function readLeaf(message: IdentitySettingsMessage, definition: SettingDefinitio
   return Number(duration.seconds);
 }
 
-/** Builds the API message from effective settings; `tenantOnly` leaves out tenant-only fields. */
+/** Builds the API message from effective settings; the platform level leaves out tenant-only fields. */
 function toMessage(resolved: ResolvedSettings, level: 'platform' | 'tenant'): IdentitySettingsMessage {
   const message: Record<string, unknown> = {};
   for (const definition of SETTING_DEFINITIONS) {

@@ -61,8 +61,8 @@ async function lockUser(client: pg.PoolClient, id: string): Promise<UserRow> {
 }
 
 /**
- * Rejects a change that would leave the tenant without an active TenantAdmin. `remaining` tells
- * whether the changed user is still an active admin afterwards. A transaction-level advisory
+ * Rejects a change that would leave the tenant without an active TenantAdmin. `remaining` is true
+ * when the changed user is still an active admin afterwards. A transaction-level advisory
  * lock makes concurrent changes of admins run one after another, so two admins cannot demote
  * each other at once.
  */
@@ -114,8 +114,9 @@ export function usersRoutes(platform: Platform) {
         const { tenant } = await tenantFor(request.tenant, context);
         const size = pageSize(request.pageSize);
         if (request.email.length > 320) throw invalidArgument('email', 'email must be at most 320 characters');
-        const status =
-          request.status === UserStatus.ACTIVE ? 'active' : request.status === UserStatus.DISABLED ? 'disabled' : null;
+        let status: 'active' | 'disabled' | null = null;
+        if (request.status === UserStatus.ACTIVE) status = 'active';
+        if (request.status === UserStatus.DISABLED) status = 'disabled';
         // The filters are part of the token's kind, so a token cannot be reused with others.
         const kind = `users:${request.email.toLowerCase()}:${status ?? ''}`;
         const after = decodePageToken(request.pageToken, kind);
