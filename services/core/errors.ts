@@ -35,6 +35,7 @@ export const errorCatalogue = {
   WEAK_PASSWORD: Code.InvalidArgument,
   USER_NOT_FOUND: Code.NotFound,
   INVITATION_NOT_USABLE: Code.FailedPrecondition,
+  LAST_TENANT_ADMIN: Code.FailedPrecondition,
   // Generic resources
   NOT_FOUND: Code.NotFound,
   ALREADY_EXISTS: Code.AlreadyExists,

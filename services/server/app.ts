@@ -21,7 +21,13 @@ import { invitationsRoutes } from '../identity/invitations-service.ts';
 import { oauthProvidersRoutes } from '../identity/oauth-providers-service.ts';
 import { registerSocialSignIn } from '../identity/social/routes.ts';
 import { registerOAuthServer } from '../identity/oauth-server.ts';
+import { file_tansu_identity_v1_settings, Settings } from '#gen/tansu/identity/v1/settings_pb.js';
+import { file_tansu_identity_v1_signing_keys, SigningKeys } from '#gen/tansu/identity/v1/signing_keys_pb.js';
+import { file_tansu_identity_v1_users, Users } from '#gen/tansu/identity/v1/users_pb.js';
+import { settingsRoutes } from '../identity/settings-service.ts';
+import { signingKeysRoutes } from '../identity/signing-keys-service.ts';
 import { tenantAuthRoutes } from '../identity/tenant-auth-service.ts';
+import { usersRoutes } from '../identity/users-service.ts';
 import { platformAuthRoutes } from '../platform/platform-auth-service.ts';
 import type { Platform } from '../platform/platform.ts';
 import { tenantsRoutes } from '../platform/tenants-service.ts';
@@ -42,6 +48,9 @@ export function serviceModules(platform: Platform): ServiceModule[] {
     { service: Clients, file: file_tansu_identity_v1_clients, routes: clientsRoutes(platform) },
     { service: OAuthProviders, file: file_tansu_identity_v1_oauth_providers, routes: oauthProvidersRoutes(platform) },
     { service: Invitations, file: file_tansu_identity_v1_invitations, routes: invitationsRoutes(platform) },
+    { service: Settings, file: file_tansu_identity_v1_settings, routes: settingsRoutes(platform) },
+    { service: Users, file: file_tansu_identity_v1_users, routes: usersRoutes(platform) },
+    { service: SigningKeys, file: file_tansu_identity_v1_signing_keys, routes: signingKeysRoutes(platform) },
   ];
 }
 

@@ -31,6 +31,8 @@ export interface Config {
   smtpUrl: string | undefined;
   /** Sender address of mail. */
   mailFrom: string;
+  /** Seconds between two checks for signing keys older than their tenant's rotation interval. */
+  keyRotationCheckSeconds: number;
 }
 
 /** A configuration value that is invalid; the message names the variable and what it expects. */
@@ -131,5 +133,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxTenantConnections,
     smtpUrl,
     mailFrom,
+    keyRotationCheckSeconds: readInteger(env, 'TANSU_KEY_ROTATION_CHECK_SECONDS', 300, 1, 86400),
   };
 }
