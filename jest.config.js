@@ -13,7 +13,7 @@ export default {
       },
     ],
   },
-  testMatch: ['<rootDir>/services/**/*.test.ts', '<rootDir>/test/**/*.test.ts', '<rootDir>/sdk/ts/**/*.test.ts'],
+  testMatch: ['<rootDir>/services/**/*.test.ts', '<rootDir>/test/**/*.test.ts', '<rootDir>/sdk/ts/**/*.test.ts', '<rootDir>/envoy/**/*.test.ts'],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   testTimeout: 60000,
