@@ -18,6 +18,7 @@ export default {
     '<rootDir>/test/**/*.test.ts',
     '<rootDir>/sdk/ts/**/*.test.ts',
     '<rootDir>/sdk/kotlin/*.test.ts',
+    '<rootDir>/envoy/**/*.test.ts',
   ],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
