@@ -5,6 +5,8 @@ import fastify, { type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 
 import { file_grpc_health_v1_health } from '#gen/grpc/health/v1/health_pb.js';
+import { file_tansu_functions_v1_functions, Functions } from '#gen/tansu/functions/v1/functions_pb.js';
+import { file_tansu_functions_v1_secrets, Secrets } from '#gen/tansu/functions/v1/secrets_pb.js';
 import { file_tansu_identity_v1_auth, TenantAuth } from '#gen/tansu/identity/v1/auth_pb.js';
 import { file_tansu_platform_v1_platform_auth, PlatformAuth } from '#gen/tansu/platform/v1/platform_auth_pb.js';
 import { file_tansu_platform_v1_tenants, Tenants } from '#gen/tansu/platform/v1/tenants_pb.js';
@@ -13,6 +15,9 @@ import { dualProtocolServerFactory } from '../gateway/listen.ts';
 import { reflectionRoutes } from '../gateway/reflection.ts';
 import { contextValuesFor } from '../gateway/request-context.ts';
 import { registerRestTranscoding } from '../gateway/transcoder.ts';
+import { functionsRoutes } from '../functions/functions-service.ts';
+import { registerHttpInvocation } from '../functions/http-invocation.ts';
+import { secretsRoutes } from '../functions/secrets-service.ts';
 import { tenantAuthRoutes } from '../identity/tenant-auth-service.ts';
 import { platformAuthRoutes } from '../platform/platform-auth-service.ts';
 import type { Platform } from '../platform/platform.ts';
@@ -31,6 +36,8 @@ export function serviceModules(platform: Platform): ServiceModule[] {
     { service: Tenants, file: file_tansu_platform_v1_tenants, routes: tenantsRoutes(platform) },
     { service: PlatformAuth, file: file_tansu_platform_v1_platform_auth, routes: platformAuthRoutes(platform) },
     { service: TenantAuth, file: file_tansu_identity_v1_auth, routes: tenantAuthRoutes(platform) },
+    { service: Functions, file: file_tansu_functions_v1_functions, routes: functionsRoutes(platform) },
+    { service: Secrets, file: file_tansu_functions_v1_secrets, routes: secretsRoutes(platform) },
   ];
 }
 
@@ -92,6 +99,8 @@ export async function buildApp(platform: Platform): Promise<App> {
     handlers: router.handlers,
     contextValues: (request) => contextValuesFor(request.raw),
   });
+
+  registerHttpInvocation(app, platform);
 
   app.get('/health/live', async () => ({ status: 'ok' }));
   app.get('/health/ready', async (_request, reply) => {
