@@ -11,7 +11,7 @@ import { invokeFunction } from './invoke.ts';
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
-// Request headers a function never sees: the caller's credentials and hop-by-hop headers.
+// Request headers withheld from the function: the caller's credentials and hop-by-hop headers.
 const HIDDEN_HEADERS = new Set(['authorization', 'cookie', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade']);
 
 const errorRegistry = createRegistry(ErrorInfoSchema, RetryInfoSchema);
