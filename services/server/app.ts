@@ -5,6 +5,8 @@ import fastify, { type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 
 import { file_grpc_health_v1_health } from '#gen/grpc/health/v1/health_pb.js';
+import { file_tansu_functions_v1_functions, Functions } from '#gen/tansu/functions/v1/functions_pb.js';
+import { file_tansu_functions_v1_secrets, Secrets } from '#gen/tansu/functions/v1/secrets_pb.js';
 import { file_tansu_identity_v1_auth, TenantAuth } from '#gen/tansu/identity/v1/auth_pb.js';
 import { Clients, file_tansu_identity_v1_clients } from '#gen/tansu/identity/v1/clients_pb.js';
 import { file_tansu_identity_v1_invitations, Invitations } from '#gen/tansu/identity/v1/invitations_pb.js';
@@ -26,6 +28,9 @@ import { file_tansu_identity_v1_signing_keys, SigningKeys } from '#gen/tansu/ide
 import { file_tansu_identity_v1_users, Users } from '#gen/tansu/identity/v1/users_pb.js';
 import { settingsRoutes } from '../identity/settings-service.ts';
 import { signingKeysRoutes } from '../identity/signing-keys-service.ts';
+import { functionsRoutes } from '../functions/functions-service.ts';
+import { registerHttpInvocation } from '../functions/http-invocation.ts';
+import { secretsRoutes } from '../functions/secrets-service.ts';
 import { tenantAuthRoutes } from '../identity/tenant-auth-service.ts';
 import { usersRoutes } from '../identity/users-service.ts';
 import { platformAuthRoutes } from '../platform/platform-auth-service.ts';
@@ -51,6 +56,8 @@ export function serviceModules(platform: Platform): ServiceModule[] {
     { service: Settings, file: file_tansu_identity_v1_settings, routes: settingsRoutes(platform) },
     { service: Users, file: file_tansu_identity_v1_users, routes: usersRoutes(platform) },
     { service: SigningKeys, file: file_tansu_identity_v1_signing_keys, routes: signingKeysRoutes(platform) },
+    { service: Functions, file: file_tansu_functions_v1_functions, routes: functionsRoutes(platform) },
+    { service: Secrets, file: file_tansu_functions_v1_secrets, routes: secretsRoutes(platform) },
   ];
 }
 
@@ -114,6 +121,8 @@ export async function buildApp(platform: Platform): Promise<App> {
   });
   registerOAuthServer(app, platform);
   registerSocialSignIn(app, platform);
+
+  registerHttpInvocation(app, platform);
 
   app.get('/health/live', async () => ({ status: 'ok' }));
   app.get('/health/ready', async (_request, reply) => {

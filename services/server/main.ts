@@ -91,6 +91,7 @@ async function main(): Promise<void> {
     app.health.setStatus('', 'NOT_SERVING');
     await keyRotation.stop();
     await app.fastify.close().catch((error) => logger.error({ err: error }, 'closing the HTTP server failed'));
+    await platform.functions.close().catch((error) => logger.error({ err: error }, 'stopping the function runtime failed'));
     await platform.close().catch((error) => logger.error({ err: error }, 'closing database pools failed'));
     await embedded?.stop().catch((error) => logger.error({ err: error }, 'stopping embedded PostgreSQL failed'));
     logger.info('stopped');
