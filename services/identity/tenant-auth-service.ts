@@ -134,9 +134,16 @@ export function tenantAuthRoutes(platform: Platform) {
           throw domainError('INVALID_CREDENTIALS', INVALID_CREDENTIALS_MESSAGE);
         }
 
+        // One statement, so the sign-in and its user.signed_in event commit together.
         await tenant.db.query(
-          `UPDATE users SET failed_attempts = 0, locked_until = NULL, last_sign_in_at = now(), last_sign_in_ip = $2
-           WHERE id = $1`,
+          `WITH signed_in AS (
+             UPDATE users SET failed_attempts = 0, locked_until = NULL, last_sign_in_at = now(), last_sign_in_ip = $2
+             WHERE id = $1 RETURNING id, email, last_sign_in_at
+           )
+           SELECT tansu_emit_event('user.signed_in', 'users/' || id,
+             jsonb_build_object('user', jsonb_build_object('id', id, 'email', email),
+                                'signedInAt', tansu_iso_time(last_sign_in_at)))
+           FROM signed_in`,
           [user.id, ip],
         );
         await record(user.id, 'success');

@@ -5,9 +5,12 @@ import fastify, { type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 
 import { file_grpc_health_v1_health } from '#gen/grpc/health/v1/health_pb.js';
+import { Documents, file_tansu_data_v1_documents } from '#gen/tansu/data/v1/documents_pb.js';
+import { file_tansu_functions_v1_triggers, Triggers } from '#gen/tansu/functions/v1/triggers_pb.js';
 import { file_tansu_identity_v1_auth, TenantAuth } from '#gen/tansu/identity/v1/auth_pb.js';
 import { file_tansu_platform_v1_platform_auth, PlatformAuth } from '#gen/tansu/platform/v1/platform_auth_pb.js';
 import { file_tansu_platform_v1_tenants, Tenants } from '#gen/tansu/platform/v1/tenants_pb.js';
+import { documentsRoutes } from '../data/documents-service.ts';
 import { createHealthService } from '../gateway/health.ts';
 import { dualProtocolServerFactory } from '../gateway/listen.ts';
 import { reflectionRoutes } from '../gateway/reflection.ts';
@@ -17,6 +20,7 @@ import { tenantAuthRoutes } from '../identity/tenant-auth-service.ts';
 import { platformAuthRoutes } from '../platform/platform-auth-service.ts';
 import type { Platform } from '../platform/platform.ts';
 import { tenantsRoutes } from '../platform/tenants-service.ts';
+import { triggersRoutes } from '../triggers/triggers-service.ts';
 
 /** A service the server exposes: its descriptor, its file (for reflection) and its routes. */
 export interface ServiceModule {
@@ -31,6 +35,8 @@ export function serviceModules(platform: Platform): ServiceModule[] {
     { service: Tenants, file: file_tansu_platform_v1_tenants, routes: tenantsRoutes(platform) },
     { service: PlatformAuth, file: file_tansu_platform_v1_platform_auth, routes: platformAuthRoutes(platform) },
     { service: TenantAuth, file: file_tansu_identity_v1_auth, routes: tenantAuthRoutes(platform) },
+    { service: Documents, file: file_tansu_data_v1_documents, routes: documentsRoutes(platform) },
+    { service: Triggers, file: file_tansu_functions_v1_triggers, routes: triggersRoutes(platform) },
   ];
 }
 

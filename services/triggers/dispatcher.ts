@@ -18,6 +18,7 @@ import pg from 'pg';
 import { pino, type Logger } from 'pino';
 
 import { domainError } from '../core/errors.ts';
+import type { Database } from '../db/pool-handle.ts';
 import { parseEventPattern, matchesEventPattern, type EventPattern } from './event-pattern.ts';
 
 /** The outcome of one function run started by a trigger. */
@@ -59,7 +60,12 @@ export type InvokeDelivery = (delivery: EventDelivery) => Promise<InvokeResult>;
 /** Options of {@link createEventDispatcher}. */
 export interface EventDispatcherOptions {
   /** Pool on the tenant's database. */
-  pool: pg.Pool;
+  pool: Database;
+  /**
+   * Connection settings of the LISTEN client, which stays outside the pool; default the
+   * pool's own options when `pool` is a `pg.Pool`.
+   */
+  listenerConfig?: pg.ClientConfig;
   /** Tenant id, for logs and for {@link EventDelivery.tenant}. */
   tenant: string;
   invoke: InvokeDelivery;
@@ -149,7 +155,7 @@ async function writeDeadLetter(
   return true;
 }
 
-async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+async function inTransaction<T>(pool: Database, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -418,7 +424,7 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
   }
 
   async function connectListener(): Promise<void> {
-    const client = new pg.Client(pool.options);
+    const client = new pg.Client(options.listenerConfig ?? (pool as Partial<pg.Pool>).options);
     client.on('notification', () => void pump());
     client.on('error', (error) => {
       logger.warn({ err: error }, 'outbox listener connection failed; reconnecting');
@@ -507,7 +513,7 @@ export interface ReplayDeadLettersRequest {
  * nor `filter` is given, so that replaying everything takes an explicit empty filter.
  */
 export async function replayDeadLetters(
-  pool: pg.Pool,
+  pool: Database,
   request: ReplayDeadLettersRequest,
 ): Promise<string[]> {
   const { ids, filter } = request;
