@@ -88,6 +88,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'stopping');
     app.health.setStatus('', 'NOT_SERVING');
     await app.fastify.close().catch((error) => logger.error({ err: error }, 'closing the HTTP server failed'));
+    await platform.functions.close().catch((error) => logger.error({ err: error }, 'stopping the function runtime failed'));
     await platform.close().catch((error) => logger.error({ err: error }, 'closing database pools failed'));
     await embedded?.stop().catch((error) => logger.error({ err: error }, 'stopping embedded PostgreSQL failed'));
     logger.info('stopped');
