@@ -51,6 +51,8 @@ export interface EventDelivery {
   attempt: number;
   /** Total attempts allowed in the cycle. */
   maxAttempts: number;
+  /** Whether this cycle was started by a replay from the dead letters. */
+  replayed: boolean;
   event: OutboxEvent;
 }
 
@@ -117,6 +119,7 @@ interface ClaimedRow {
   subject: string | null;
   payload: unknown;
   event_created_at: Date;
+  replayed: boolean;
 }
 
 function truncateError(message: string): string {
@@ -254,7 +257,9 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
       const due = await client.query<ClaimedRow>(
         `SELECT d.id, d.event_id, d.trigger_id, d.attempts, d.status, d.last_error,
                 t.function_name, t.max_attempts, t.backoff_seconds,
-                o.type, o.subject, o.payload, o.created_at AS event_created_at
+                o.type, o.subject, o.payload, o.created_at AS event_created_at,
+                EXISTS (SELECT 1 FROM dead_letters dl
+                        WHERE dl.delivery_id = d.id AND dl.replayed_at IS NOT NULL) AS replayed
          FROM deliveries d
          JOIN triggers t ON t.id = d.trigger_id
          JOIN outbox o ON o.event_id = d.event_id
@@ -286,6 +291,10 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
            WHERE id = ANY($1::uuid[])`,
           [toRun.map((row) => row.id), new Date(at.getTime() + leaseMs), at],
         );
+        await client.query('UPDATE triggers SET last_invoked_at = $2 WHERE id = ANY($1::uuid[])', [
+          [...new Set(toRun.map((row) => row.trigger_id))].sort(), // Sorted, so concurrent claims lock in one order.
+          at,
+        ]);
         for (const row of toRun) {
           if (row.status === 'running') {
             logger.warn({ delivery: row.id, function: row.function_name, attempt: row.attempts },
@@ -350,6 +359,7 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
       functionName: row.function_name,
       attempt: row.attempts,
       maxAttempts: row.max_attempts,
+      replayed: row.replayed,
       event: {
         id: row.event_id,
         type: row.type,
