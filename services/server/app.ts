@@ -7,12 +7,15 @@ import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 import { file_grpc_health_v1_health } from '#gen/grpc/health/v1/health_pb.js';
 import { file_tansu_functions_v1_functions, Functions } from '#gen/tansu/functions/v1/functions_pb.js';
 import { file_tansu_functions_v1_secrets, Secrets } from '#gen/tansu/functions/v1/secrets_pb.js';
+import { Documents, file_tansu_data_v1_documents } from '#gen/tansu/data/v1/documents_pb.js';
+import { file_tansu_functions_v1_triggers, Triggers } from '#gen/tansu/functions/v1/triggers_pb.js';
 import { file_tansu_identity_v1_auth, TenantAuth } from '#gen/tansu/identity/v1/auth_pb.js';
 import { Clients, file_tansu_identity_v1_clients } from '#gen/tansu/identity/v1/clients_pb.js';
 import { file_tansu_identity_v1_invitations, Invitations } from '#gen/tansu/identity/v1/invitations_pb.js';
 import { file_tansu_identity_v1_oauth_providers, OAuthProviders } from '#gen/tansu/identity/v1/oauth_providers_pb.js';
 import { file_tansu_platform_v1_platform_auth, PlatformAuth } from '#gen/tansu/platform/v1/platform_auth_pb.js';
 import { file_tansu_platform_v1_tenants, Tenants } from '#gen/tansu/platform/v1/tenants_pb.js';
+import { documentsRoutes } from '../data/documents-service.ts';
 import { createHealthService } from '../gateway/health.ts';
 import { dualProtocolServerFactory } from '../gateway/listen.ts';
 import { reflectionRoutes } from '../gateway/reflection.ts';
@@ -36,6 +39,7 @@ import { usersRoutes } from '../identity/users-service.ts';
 import { platformAuthRoutes } from '../platform/platform-auth-service.ts';
 import type { Platform } from '../platform/platform.ts';
 import { tenantsRoutes } from '../platform/tenants-service.ts';
+import { triggersRoutes } from '../triggers/triggers-service.ts';
 
 /** A service the server exposes: its descriptor, its file (for reflection) and its routes. */
 export interface ServiceModule {
@@ -58,6 +62,8 @@ export function serviceModules(platform: Platform): ServiceModule[] {
     { service: SigningKeys, file: file_tansu_identity_v1_signing_keys, routes: signingKeysRoutes(platform) },
     { service: Functions, file: file_tansu_functions_v1_functions, routes: functionsRoutes(platform) },
     { service: Secrets, file: file_tansu_functions_v1_secrets, routes: secretsRoutes(platform) },
+    { service: Documents, file: file_tansu_data_v1_documents, routes: documentsRoutes(platform) },
+    { service: Triggers, file: file_tansu_functions_v1_triggers, routes: triggersRoutes(platform) },
   ];
 }
 
