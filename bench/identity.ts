@@ -13,7 +13,7 @@
 //
 // Without DATABASE_URL it starts an embedded PostgreSQL under a temporary directory. Every loop
 // stops at a count and at a deadline, whichever comes first.
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
 
 import { createClient } from '@connectrpc/connect';
@@ -23,6 +23,7 @@ import { decodeJwt, importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose'
 
 import { TenantAuth } from '#gen/tansu/identity/v1/auth_pb.js';
 import { ARGON2_PARAMETERS, hashPassword } from '../services/identity/passwords.ts';
+import { generateSigningKey } from '../services/identity/signing-keys.ts';
 import { verifyAccessToken } from '../services/identity/tokens.ts';
 import { percentile, processCpuSeconds, startBenchDatabase, startBenchServer, type BenchServer } from './support/server.ts';
 
@@ -67,6 +68,11 @@ async function platformToken(server: BenchServer): Promise<string> {
 function summary(samples: number[]): { p50: number; p95: number; max: number; n: number } {
   const sorted = [...samples].sort((a, b) => a - b);
   return { p50: percentile(sorted, 0.5), p95: percentile(sorted, 0.95), max: sorted[sorted.length - 1], n: sorted.length };
+}
+
+/** Prints the 1-minute load average: other work on the machine skews every figure. */
+function load(when: string): void {
+  console.log(`  load average (1 min) ${when}: ${loadavg()[0].toFixed(2)} on ${CORES} CPUs`);
 }
 
 function verdict(met: boolean): string {
@@ -177,6 +183,7 @@ async function tokenVerification(server: BenchServer, accessToken: string): Prom
     const s = summary(await latencies(HTTP_LATENCY_ITERATIONS, PART_SECONDS, operation));
     console.log(`  ${name.padEnd(22)} n ${s.n}  p50 ${ms(s.p50)}  p95 ${ms(s.p95)}  (sequential, one connection)`);
   }
+  load('after');
 }
 
 async function signInThroughput(server: BenchServer, email: string, password: string): Promise<void> {
@@ -204,6 +211,7 @@ async function signInThroughput(server: BenchServer, email: string, password: st
   console.log(`  SignIn over REST      ${server1.perSecond.toFixed(1)}/s (n ${server1.done})`);
   const overhead = 1 - server1.perSecond / baseline;
   console.log(`  server overhead 1 - server/bare = ${(overhead * 100).toFixed(1)} %;  target <= 25 %: ${verdict(overhead <= 0.25)}`);
+  load('after');
 }
 
 async function refreshThroughput(server: BenchServer, email: string, password: string): Promise<void> {
@@ -234,6 +242,7 @@ async function refreshThroughput(server: BenchServer, email: string, password: s
   );
   // The server is one Node process; its main thread handles every request, so it is one core.
   console.log(`  per core (one server process = one core): ${result.perSecond.toFixed(0)}/s;  target >= 500/s: ${verdict(result.perSecond >= 500)}`);
+  load('after');
 }
 
 async function provisioning(server: BenchServer, adminToken: string): Promise<string[]> {
@@ -251,12 +260,20 @@ async function provisioning(server: BenchServer, adminToken: string): Promise<st
   const s = summary(samples);
   console.log(`  ProvisionTenant REST  n ${s.n}  p50 ${s.p50.toFixed(0)} ms  p95 ${s.p95.toFixed(0)} ms  max ${s.max.toFixed(0)} ms`);
   console.log(`  target p95 < 300 ms: ${verdict(s.p95 < 300)}`);
+
+  // Two steps of provisioning that are pure CPU, timed in this process for comparison.
+  const keygen = summary(await latencies(20, 60, () => generateSigningKey()));
+  const hashing = summary(await latencies(20, 30, () => hashPassword('generated-admin-password')));
+  console.log(`  of which, measured alone in this process: RSA-2048 key generation p50 ${keygen.p50.toFixed(0)} ms ` +
+    `p95 ${keygen.p95.toFixed(0)} ms max ${keygen.max.toFixed(0)} ms; argon2id hash p50 ${hashing.p50.toFixed(0)} ms`);
+  load('after');
   return ids;
 }
 
 console.log(`Identity benchmarks, Node ${process.version}, ${CORES} CPUs, parts ${[...parts].join(' ')}`);
 const database = await startBenchDatabase();
 console.log(`PostgreSQL: ${database.kind}`);
+load('at start');
 let server: BenchServer | undefined;
 try {
   server = await startBenchServer(database.url);
@@ -266,19 +283,19 @@ try {
   const password: string = tenant.adminPassword;
   const signedIn = await post(`${server.baseUrl}/identity/api/${TENANT}/auth/signin`, { email, password });
 
+  const created = [TENANT];
   if (parts.has('a')) await tokenVerification(server, signedIn.accessToken);
   if (parts.has('b')) await signInThroughput(server, email, password);
   if (parts.has('c')) await refreshThroughput(server, email, password);
-  if (parts.has('d')) {
-    const ids = await provisioning(server, adminToken);
-    // On a server this run did not start, remove what the run created.
-    if (database.kind === 'external') {
-      for (const id of [TENANT, ...ids]) {
-        await fetch(`${server.baseUrl}/platform/api/tenants/${id}`, {
-          method: 'DELETE',
-          headers: { authorization: `Bearer ${adminToken}` },
-        });
-      }
+  if (parts.has('d')) created.push(...(await provisioning(server, adminToken)));
+
+  // On a PostgreSQL this run did not start, remove the tenant databases it created.
+  if (database.kind === 'external') {
+    for (const id of created) {
+      await fetch(`${server.baseUrl}/platform/api/tenants/${id}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${adminToken}` },
+      });
     }
   }
 } finally {
