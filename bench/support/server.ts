@@ -47,6 +47,8 @@ export async function startBenchDatabase(): Promise<BenchDatabase> {
 export interface BenchServer {
   /** `http://127.0.0.1:<port>` */
   baseUrl: string;
+  /** Database name prefix of this server's platform, template and tenant databases. */
+  databasePrefix: string;
   /** Process id of the server, to read its CPU time from /proc. */
   pid: number;
   adminEmail: string;
@@ -65,13 +67,14 @@ const LISTEN_TIMEOUT_MILLISECONDS = 30_000;
  */
 export async function startBenchServer(databaseUrl: string): Promise<BenchServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tansu-bench-server-'));
+  const databasePrefix = `b_${randomBytes(4).toString('hex')}_`;
   const child = spawn(resolve('node_modules/.bin/node'), ['--no-node-snapshot', 'services/server/main.ts'], {
     env: {
       ...process.env,
       PORT: '0',
       HOST: '127.0.0.1',
       DATABASE_URL: databaseUrl,
-      TANSU_DB_PREFIX: `b_${randomBytes(4).toString('hex')}_`,
+      TANSU_DB_PREFIX: databasePrefix,
       TANSU_DATA_DIR: dataDir,
       TANSU_ADMIN_EMAIL: ADMIN_EMAIL,
       TANSU_ADMIN_PASSWORD: ADMIN_PASSWORD,
@@ -132,6 +135,7 @@ export async function startBenchServer(databaseUrl: string): Promise<BenchServer
 
   return {
     baseUrl: `http://127.0.0.1:${port}`,
+    databasePrefix,
     pid: child.pid!,
     adminEmail: ADMIN_EMAIL,
     adminPassword: ADMIN_PASSWORD,
