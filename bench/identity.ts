@@ -2,7 +2,7 @@
 // figures next to their targets; asserts nothing.
 //
 //   (a) access-token verification: verifyAccessToken vs a bare jose.jwtVerify, in this
-//       process, on a token the server issued and its published key; plus GetCurrentUser
+//       process, on a token the server issued and with its published key. Also GetCurrentUser
 //       end to end over REST (fetch, keep-alive) and Connect (@connectrpc/connect-node, HTTP/1.1)
 //   (b) sign-in throughput over REST vs bare argon2id verification with the same parameters
 //       and the same concurrency, in this process
@@ -72,7 +72,7 @@ function summary(samples: number[]): { p50: number; p95: number; max: number; n:
   return { p50: percentile(sorted, 0.5), p95: percentile(sorted, 0.95), max: sorted[sorted.length - 1], n: sorted.length };
 }
 
-/** Prints the 1-minute load average: other work on the machine skews every figure. */
+/** Prints the 1-minute load average, because other work on the machine skews every figure. */
 function load(when: string): void {
   console.log(`  load average (1 min) ${when}: ${loadavg()[0].toFixed(2)} on ${CORES} CPUs`);
 }
@@ -81,7 +81,7 @@ function verdict(met: boolean): string {
   return met ? 'MET' : 'MISSED';
 }
 
-/** Runs `operation` sequentially until `count` runs or `seconds` pass; returns latencies in ms. */
+/** Runs `operation` sequentially until `count` runs or `seconds` pass, and returns the latencies in ms. */
 async function latencies(count: number, seconds: number, operation: () => Promise<unknown>): Promise<number[]> {
   const samples: number[] = [];
   const deadline = performance.now() + seconds * 1000;
@@ -140,7 +140,7 @@ async function tokenVerification(server: BenchServer, accessToken: string): Prom
   const kid = JSON.parse(Buffer.from(accessToken.split('.')[0], 'base64url').toString()).kid as string;
   const key = keys.get(kid)!;
 
-  // The server resolves keys from its key store's cache, a map lookup once warm; so does this.
+  // Once its key cache is warm, the server resolves a key with a map lookup, and so does this.
   const ours = () =>
     verifyAccessToken(accessToken, { issuer, tenant: TENANT, resolveKey: async (id) => keys.get(id) });
   const raw = () => jwtVerify(accessToken, key, { algorithms: ['RS256'], issuer });
@@ -157,14 +157,14 @@ async function tokenVerification(server: BenchServer, accessToken: string): Prom
     rawSamples.push(...(await latencies(VERIFY_ITERATIONS / rounds, PART_SECONDS / rounds / 2, raw)));
     ourSamples.push(...(await latencies(VERIFY_ITERATIONS / rounds, PART_SECONDS / rounds / 2, ours)));
   }
-  const r = summary(rawSamples);
-  const o = summary(ourSamples);
+  const rawStats = summary(rawSamples);
+  const ourStats = summary(ourSamples);
   const us = (ms: number) => `${(ms * 1000).toFixed(1)} µs`;
-  console.log(`  jose.jwtVerify        n ${r.n}  p50 ${us(r.p50)}  p95 ${us(r.p95)}`);
-  console.log(`  verifyAccessToken     n ${o.n}  p50 ${us(o.p50)}  p95 ${us(o.p95)}`);
-  const ratio95 = o.p95 / r.p95;
-  console.log(`  ratio ours/jose       p50 ${(o.p50 / r.p50).toFixed(2)}  p95 ${ratio95.toFixed(2)}`);
-  console.log(`  target p95 < 0.5 ms: ${verdict(o.p95 < 0.5)};  target ratio <= 1.5: ${verdict(ratio95 <= 1.5)}`);
+  console.log(`  jose.jwtVerify        n ${rawStats.n}  p50 ${us(rawStats.p50)}  p95 ${us(rawStats.p95)}`);
+  console.log(`  verifyAccessToken     n ${ourStats.n}  p50 ${us(ourStats.p50)}  p95 ${us(ourStats.p95)}`);
+  const ratio95 = ourStats.p95 / rawStats.p95;
+  console.log(`  ratio ours/jose       p50 ${(ourStats.p50 / rawStats.p50).toFixed(2)}  p95 ${ratio95.toFixed(2)}`);
+  console.log(`  target p95 < 0.5 ms: ${verdict(ourStats.p95 < 0.5)};  target ratio <= 1.5: ${verdict(ratio95 <= 1.5)}`);
 
   const me = `${server.baseUrl}/identity/api/${TENANT}/auth/me`;
   const restMe = async () => {
@@ -246,7 +246,7 @@ async function refreshThroughput(server: BenchServer, email: string, password: s
     `  whole machine CPU     ${machineCpu.toFixed(1)} s busy of ${(result.seconds * CORES).toFixed(1)} s ` +
       `(server, PostgreSQL and this client on ${CORES} cores)`,
   );
-  // The server is one Node process; its main thread handles every request, so it is one core.
+  // The server is one Node process whose main thread handles every request, so it counts as one core.
   console.log(`  per core (one server process = one core): ${result.perSecond.toFixed(0)}/s;  target >= 500/s: ${verdict(result.perSecond >= 500)}`);
   load('after');
 }
@@ -267,7 +267,7 @@ async function provisioning(server: BenchServer, adminToken: string, databaseUrl
   console.log(`  ProvisionTenant REST  n ${s.n}  p50 ${s.p50.toFixed(0)} ms  p95 ${s.p95.toFixed(0)} ms  max ${s.max.toFixed(0)} ms`);
   console.log(`  target p95 < 300 ms: ${verdict(s.p95 < 300)}`);
 
-  // Two steps of provisioning that are pure CPU, timed in this process for comparison.
+  // Three steps of provisioning, timed alone from this process to show where the time goes.
   const keygen = summary(await latencies(20, 60, () => generateSigningKey()));
   const hashing = summary(await latencies(20, 30, () => hashPassword('generated-admin-password')));
   const copies = summary(await createDatabaseLatencies(databaseUrl, templateDatabaseName(server.databasePrefix)));
@@ -279,7 +279,7 @@ async function provisioning(server: BenchServer, adminToken: string, databaseUrl
   return ids;
 }
 
-/** Times CREATE DATABASE ... TEMPLATE, the first step of provisioning, 10 times; drops each copy. */
+/** Times CREATE DATABASE ... TEMPLATE, the first step of provisioning, 10 times and drops each copy. */
 async function createDatabaseLatencies(databaseUrl: string, template: string): Promise<number[]> {
   const client = new pg.Client(databaseUrl);
   await client.connect();
