@@ -8,7 +8,11 @@ cd "$(dirname "$0")/.."
 # The stamp holds the checksum of the package-lock.json that node_modules was installed from;
 # comparing content, not file times, keeps a fresh checkout of the same lock from reinstalling.
 lock_sum="$(cksum < package-lock.json)"
-if [ ! -f node_modules/.tansu-installed ] || [ "$(cat node_modules/.tansu-installed)" != "$lock_sum" ]; then
+if [ -L node_modules ]; then
+  # A symbolic link means another checkout (such as the main work tree of a git worktree)
+  # owns the install; reinstalling through the link would change that checkout's packages.
+  :
+elif [ ! -f node_modules/.tansu-installed ] || [ "$(cat node_modules/.tansu-installed)" != "$lock_sum" ]; then
   echo "Installing npm packages (npm ci)..."
   npm ci --no-audit --no-fund
   echo "$lock_sum" > node_modules/.tansu-installed

@@ -34,6 +34,8 @@ export const errorCatalogue = {
   EMAIL_ALREADY_EXISTS: Code.AlreadyExists,
   WEAK_PASSWORD: Code.InvalidArgument,
   USER_NOT_FOUND: Code.NotFound,
+  INVITATION_NOT_USABLE: Code.FailedPrecondition,
+  LAST_TENANT_ADMIN: Code.FailedPrecondition,
   // Generic resources
   NOT_FOUND: Code.NotFound,
   ALREADY_EXISTS: Code.AlreadyExists,

@@ -57,7 +57,9 @@ export async function startSession(
       userId: user.id,
       clientId: options.clientId,
       scope,
-      lifetimeSeconds: settings.refreshTokenLifetimeSeconds,
+      // NOTE: the first token lives as long as the family, so the idle timeout only applies
+      // from the first refresh on.
+      lifetimeSeconds: settings.sessionAbsoluteTimeoutSeconds,
     }));
   } finally {
     client.release();
@@ -71,7 +73,7 @@ export async function rotateSession(tenant: TenantContext, secretBox: SecretBox,
   const settings = await tenant.settings();
   return rotateRefreshToken(tenant.db, refreshToken, {
     graceSeconds: settings.refreshReuseGraceSeconds,
-    lifetimeSeconds: settings.refreshTokenLifetimeSeconds,
+    lifetimeSeconds: Math.min(settings.refreshTokenLifetimeSeconds, settings.sessionIdleTimeoutSeconds),
     secretBox,
     associatedData: refreshAssociatedData(tenant),
   });

@@ -26,12 +26,10 @@ import {
   verifyAgainstDummy,
   verifyPassword,
 } from './passwords.ts';
+import { signInWithPassword } from './password-sign-in.ts';
 import { revokeFamilyOf } from './refresh-tokens.ts';
 import { rotateSession, signAccessToken, startSession } from './sessions.ts';
 import { findUserByEmail, findUserById, toUserMessage } from './users.ts';
-
-/** One message for every failed password sign-in, so answers do not reveal which part was wrong. */
-const INVALID_CREDENTIALS_MESSAGE = 'the email or password is incorrect';
 
 /** Registers the TenantAuth service. */
 export function tenantAuthRoutes(platform: Platform) {
@@ -91,58 +89,15 @@ export function tenantAuthRoutes(platform: Platform) {
             metadata: { field: email ? 'password' : 'email' },
           });
         }
-        const settings = await tenant.settings();
-        const ip = clientIp(context, platform.config.trustedProxies);
-        const userAgent = context.requestHeader.get('user-agent') ?? '';
-        const record = (userId: string | null, result: string) =>
-          tenant.db.query('INSERT INTO login_activity (user_id, email, ip, user_agent, result) VALUES ($1, $2, $3, $4, $5)', [
-            userId,
-            email,
-            ip,
-            userAgent.slice(0, 512),
-            result,
-          ]);
-
-        const user = await findUserByEmail(tenant.db, email);
-        if (!user || !user.password_hash) {
-          await verifyAgainstDummy(request.password);
-          await record(user?.id ?? null, 'invalid_credentials');
-          throw domainError('INVALID_CREDENTIALS', INVALID_CREDENTIALS_MESSAGE);
-        }
-        if (user.locked_until && user.locked_until.getTime() > Date.now()) {
-          await record(user.id, 'locked_out');
-          throw retryLaterError(
-            'ACCOUNT_LOCKED',
-            'too many failed sign-ins; the account is locked, try again later',
-            (user.locked_until.getTime() - Date.now()) / 1000,
-          );
-        }
-        const passwordMatches = await verifyPassword(user.password_hash, request.password);
-        if (!passwordMatches) {
-          await tenant.db.query(
-            `UPDATE users SET
-               locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN now() + make_interval(mins => $3) ELSE locked_until END,
-               failed_attempts = CASE WHEN failed_attempts + 1 >= $2 THEN 0 ELSE failed_attempts + 1 END
-             WHERE id = $1`,
-            [user.id, settings.lockoutMaxAttempts, settings.lockoutMinutes],
-          );
-          await record(user.id, 'invalid_credentials');
-          throw domainError('INVALID_CREDENTIALS', INVALID_CREDENTIALS_MESSAGE);
-        }
-        if (user.status !== 'active') {
-          await record(user.id, 'disabled');
-          throw domainError('INVALID_CREDENTIALS', INVALID_CREDENTIALS_MESSAGE);
-        }
-
-        await tenant.db.query(
-          `UPDATE users SET failed_attempts = 0, locked_until = NULL, last_sign_in_at = now(), last_sign_in_ip = $2
-           WHERE id = $1`,
-          [user.id, ip],
-        );
-        await record(user.id, 'success');
+        const user = await signInWithPassword(tenant, {
+          email,
+          password: request.password,
+          ip: clientIp(context, platform.config.trustedProxies),
+          userAgent: context.requestHeader.get('user-agent') ?? '',
+          method: 'password',
+        });
         const tokens = await startSession(tenant, user);
-        const fresh = (await findUserById(tenant.db, user.id)) ?? user;
-        return create(SignInResponseSchema, { ...tokens, expiresIn: BigInt(tokens.expiresIn), user: toUserMessage(fresh) });
+        return create(SignInResponseSchema, { ...tokens, expiresIn: BigInt(tokens.expiresIn), user: toUserMessage(user) });
       },
 
       async refresh(request, context) {

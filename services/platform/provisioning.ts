@@ -107,6 +107,9 @@ export async function provisionTenant(
     checkpoint('database');
 
     const tenantPool = new pg.Pool({ connectionString: deps.urlFor(databaseName), max: 2 });
+    // A rollback's DROP DATABASE ... WITH (FORCE) may end a session of this pool that is still
+    // closing; without a listener that error would crash the process.
+    tenantPool.on('error', (error) => deps.logger.warn({ err: error, tenant: id }, 'provisioning connection closed'));
     let adminPassword: string;
     const adminEmail = `admin@${id}.local`;
     try {

@@ -4,7 +4,7 @@ import { domainError } from '../core/errors.ts';
 import type { SecretBox } from '../core/secret-box.ts';
 import { poolHandle, type Database } from '../db/pool-handle.ts';
 import type { TenantPools } from '../db/tenant-pools.ts';
-import { loadIdentitySettings, type IdentitySettings } from '../identity/settings.ts';
+import { DEFAULT_IDENTITY_SETTINGS, loadIdentitySettings, type IdentitySettings } from '../identity/settings.ts';
 import { createKeyStore, type SigningKeyStore } from '../identity/signing-keys.ts';
 import { assertTenantId } from './tenant-id.ts';
 
@@ -38,6 +38,8 @@ export interface TenantRegistry {
   get(id: string, field?: string): Promise<TenantContext>;
   /** Forgets a tenant, after deletion. */
   forget(id: string): void;
+  /** Drops the cached settings of every tenant, after a change of platform settings. */
+  invalidateAllSettings(): void;
 }
 
 const SETTINGS_CACHE_MS = 5_000;
@@ -73,11 +75,19 @@ export function createTenantRegistry(options: {
   function buildContext(record: TenantRecord): TenantContext {
     const db = poolHandle(() => options.pools.get(record.databaseName));
     let cachedSettings: { value: IdentitySettings; at: number } | undefined;
+    // The key store reads the rotation grace synchronously, so it gets the last loaded value
+    // even while the cache is stale, and a stale read starts a reload in the background.
+    let lastSettings: IdentitySettings | undefined;
     const settings = async () => {
       if (cachedSettings && Date.now() - cachedSettings.at < SETTINGS_CACHE_MS) return cachedSettings.value;
       const { settings: value } = await loadIdentitySettings(options.platformDb, db);
       cachedSettings = { value, at: Date.now() };
+      lastSettings = value;
       return value;
+    };
+    const rotationGraceSeconds = () => {
+      if (!cachedSettings || Date.now() - cachedSettings.at >= SETTINGS_CACHE_MS) void settings().catch(() => undefined);
+      return (lastSettings ?? DEFAULT_IDENTITY_SETTINGS).keyRotationGraceDays * 86400;
     };
     return {
       id: record.id,
@@ -90,7 +100,7 @@ export function createTenantRegistry(options: {
         secretBox: options.secretBox,
         associatedDataPrefix: `tenant:${record.id}`,
         table: 'signing_keys',
-        rotationGraceSeconds: () => (cachedSettings?.value.keyRotationGraceDays ?? 7) * 86400,
+        rotationGraceSeconds,
       }),
       settings,
       invalidateSettings() {
@@ -115,6 +125,9 @@ export function createTenantRegistry(options: {
     },
     forget(id) {
       contexts.delete(id);
+    },
+    invalidateAllSettings() {
+      for (const { context } of contexts.values()) context.invalidateSettings();
     },
   };
 }

@@ -27,6 +27,12 @@ export interface Config {
   tenantPoolSize: number;
   /** Connections that all tenant pools together may hold. */
   maxTenantConnections: number;
+  /** SMTP server for invitation mail, such as `smtp://127.0.0.1:2525`; undefined: no mail. */
+  smtpUrl: string | undefined;
+  /** Sender address of mail. */
+  mailFrom: string;
+  /** Seconds between two checks for signing keys older than their tenant's rotation interval. */
+  keyRotationCheckSeconds: number;
 }
 
 /** A configuration value that is invalid; the message names the variable and what it expects. */
@@ -101,6 +107,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('TANSU_MAX_TENANT_CONNECTIONS must be at least TANSU_TENANT_POOL_SIZE');
   }
 
+  const smtpUrl = env.TANSU_SMTP_URL || undefined;
+  if (smtpUrl && !/^smtps?:\/\/[^/]+/.test(smtpUrl)) {
+    throw new ConfigError(`TANSU_SMTP_URL must be an smtp:// or smtps:// URL, got "${smtpUrl}"`);
+  }
+  const mailFrom = env.TANSU_MAIL_FROM || 'Tansu <no-reply@tansu.local>';
+  if (!/[^@\s<]+@[^@\s>]+/.test(mailFrom)) {
+    throw new ConfigError(`TANSU_MAIL_FROM must be an email address such as "Acme <no-reply@acme.test>", got "${mailFrom}"`);
+  }
+
   return {
     port,
     host,
@@ -116,5 +131,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustedProxies,
     tenantPoolSize,
     maxTenantConnections,
+    smtpUrl,
+    mailFrom,
+    keyRotationCheckSeconds: readInteger(env, 'TANSU_KEY_ROTATION_CHECK_SECONDS', 300, 1, 86400),
   };
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 
 import { logger } from '../core/logger.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.ts';
+import { startKeyRotationScheduler } from '../identity/key-rotation.ts';
 import { openPlatform, type Platform } from '../platform/platform.ts';
 import { provisionTenant } from '../platform/provisioning.ts';
 import { buildApp } from './app.ts';
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
   const demoMessage = config.createDemoTenant ? await ensureDemoTenant(platform) : undefined;
   if (demoMessage) process.stdout.write(`\n${demoMessage}\n`);
   process.stdout.write(banner(config, baseUrl, `${hostForUrl}:${port}`));
+  const keyRotation = startKeyRotationScheduler(platform, config.keyRotationCheckSeconds);
   logger.info({ port, baseUrl }, 'listening');
 
   let stopping = false;
@@ -87,6 +89,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'stopping');
     app.health.setStatus('', 'NOT_SERVING');
+    await keyRotation.stop();
     await app.fastify.close().catch((error) => logger.error({ err: error }, 'closing the HTTP server failed'));
     await platform.close().catch((error) => logger.error({ err: error }, 'closing database pools failed'));
     await embedded?.stop().catch((error) => logger.error({ err: error }, 'stopping embedded PostgreSQL failed'));

@@ -77,3 +77,21 @@ export async function createMigratedDatabase(
     },
   };
 }
+
+/**
+ * Sets a platform-wide setting directly in a test server's platform database. Tenants read it
+ * within their settings cache time (a few seconds), at once when not yet loaded.
+ */
+export async function setPlatformSetting(databasePrefix: string, name: string, value: unknown): Promise<void> {
+  const client = new pg.Client(urlForDatabase(`${databasePrefix}platform`));
+  await client.connect();
+  try {
+    await client.query(
+      `INSERT INTO platform_settings (name, value) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
+      [name, JSON.stringify(value)],
+    );
+  } finally {
+    await client.end();
+  }
+}

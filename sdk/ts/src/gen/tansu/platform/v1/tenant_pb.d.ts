@@ -18,7 +18,7 @@ export declare const file_tansu_platform_v1_tenant: GenFile;
  */
 export declare type Tenant = Message<"tansu.platform.v1.Tenant"> & {
   /**
-   * Tenant id: 3 to 40 lowercase letters, digits and hyphens, starting with a letter.
+   * Tenant id: 3 to 40 lowercase letters, digits and hyphens, not starting or ending with a hyphen.
    * It names the tenant in every URL and in the database name `tansu_tenant_<id>`.
    *
    * @generated from field: string id = 1;

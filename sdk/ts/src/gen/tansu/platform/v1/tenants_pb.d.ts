@@ -18,8 +18,8 @@ export declare const file_tansu_platform_v1_tenants: GenFile;
  */
 export declare type ProvisionTenantRequest = Message<"tansu.platform.v1.ProvisionTenantRequest"> & {
   /**
-   * Id of the new tenant: 3 to 40 lowercase letters, digits and hyphens, starting with a
-   * letter. Reserved words such as `api`, `admin`, `platform` are rejected.
+   * Id of the new tenant: 3 to 40 lowercase letters, digits and hyphens, not starting or ending
+   * with a hyphen. Reserved words such as `api`, `admin`, `platform` are rejected.
    *
    * @generated from field: string id = 1;
    */
