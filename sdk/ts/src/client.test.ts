@@ -9,8 +9,8 @@ import { createTansuClient, type TansuClientOptions } from './client.ts';
 import { errorMetadata, errorReason, retryAfterSeconds } from './errors.ts';
 import { createMemoryTokenStore, type TokenPair, type TokenStore } from './token-store.ts';
 
-// Access tokens of the short-lived tenants last one second; the server accepts a token up to
-// five seconds past expiry (clock tolerance), so a token is surely rejected after this long.
+// Access tokens of the short-lived tenants last one second. The server accepts a token up to
+// five seconds past expiry (its clock tolerance), so after REJECTED_AFTER_MS it rejects it.
 const SHORT_LIFETIME_SECONDS = 1;
 const REJECTED_AFTER_MS = (SHORT_LIFETIME_SECONDS + 5) * 1000 + 1500;
 const PASSWORD = 'one good passphrase';
@@ -31,7 +31,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let emails = 0;
 const newEmail = () => `user${++emails}-${Date.now()}@sdk.test`;
 
-/** A token store that records every write, to count refreshes. */
+/** Creates a token store that records every write, to count refreshes. */
 function recordingStore(): TokenStore & { writes: Array<TokenPair | undefined> } {
   const inner = createMemoryTokenStore();
   const writes: Array<TokenPair | undefined> = [];
@@ -120,7 +120,7 @@ describe.each(transports)('createTansuClient with %s', (label, makeTransport) =>
     });
   }, 60_000);
 
-  test('signUp stores the tokens and later calls send them with X-Tansu-Tenant', async () => {
+  test('signUp stores tokens, calls send tenant header', async () => {
     const sdk = client(tenant);
     const email = newEmail();
     const signedUp = await sdk.signUp({ email, password: PASSWORD, displayName: 'Ada' });
@@ -135,7 +135,7 @@ describe.each(transports)('createTansuClient with %s', (label, makeTransport) =>
     expect(user?.displayName).toBe('Ada');
   });
 
-  test('signIn stores the tokens of an existing user', async () => {
+  test('signIn stores the tokens', async () => {
     const email = newEmail();
     await client(tenant).signUp({ email, password: PASSWORD });
 
@@ -146,7 +146,7 @@ describe.each(transports)('createTansuClient with %s', (label, makeTransport) =>
     expect((await sdk.auth.getCurrentUser({})).user?.email).toBe(email);
   });
 
-  test('calls without a signed-in user fail UNAUTHENTICATED and store nothing', async () => {
+  test('signed-out call fails UNAUTHENTICATED', async () => {
     const store = recordingStore();
     const error = await failure(client(tenant, store).auth.getCurrentUser({}));
     expect(error.code).toBe(Code.Unauthenticated);
@@ -154,7 +154,7 @@ describe.each(transports)('createTansuClient with %s', (label, makeTransport) =>
     expect(store.writes).toEqual([]);
   });
 
-  test('refreshes a token due for refresh once for two concurrent calls', async () => {
+  test('refreshes ahead of expiry once', async () => {
     const store = recordingStore();
     const sdk = client(shortTenant, store);
     const email = newEmail();
@@ -171,7 +171,7 @@ describe.each(transports)('createTansuClient with %s', (label, makeTransport) =>
     expect(store.writes[1]?.accessToken).not.toBe(signedUp.accessToken);
   });
 
-  test('refreshes once and retries both of two concurrent calls answered UNAUTHENTICATED', async () => {
+  test('refreshes once after UNAUTHENTICATED, retries both', async () => {
     const store = recordingStore();
     const sdk = client(shortTenant, store);
     const email = newEmail();
@@ -189,7 +189,7 @@ describe.each(transports)('createTansuClient with %s', (label, makeTransport) =>
     expect(store.writes[2]?.refreshToken).not.toBe(signedUp.refreshToken);
   }, 30_000);
 
-  test('a rejected refresh clears the tokens and surfaces the original error', async () => {
+  test('rejected refresh clears tokens, keeps original error', async () => {
     const store = recordingStore();
     const sdk = client(tenant, store);
     await sdk.signUp({ email: newEmail(), password: PASSWORD });
@@ -206,7 +206,7 @@ describe.each(transports)('createTansuClient with %s', (label, makeTransport) =>
     expect(store.writes.at(-1)).toBeUndefined();
   });
 
-  test('signOut revokes the refresh token and clears the store', async () => {
+  test('signOut revokes and clears tokens', async () => {
     const sdk = client(tenant);
     await sdk.signUp({ email: newEmail(), password: PASSWORD });
     const signedUp = (await sdk.tokenStore.get())!;
@@ -220,7 +220,7 @@ describe.each(transports)('createTansuClient with %s', (label, makeTransport) =>
     await sdk.signOut();
   });
 
-  test('errorReason and errorMetadata read the ErrorInfo of real errors', async () => {
+  test('errorReason reads ErrorInfo of server errors', async () => {
     const sdk = client(tenant);
     const email = newEmail();
     await sdk.signUp({ email, password: PASSWORD });
@@ -237,7 +237,7 @@ describe.each(transports)('createTansuClient with %s', (label, makeTransport) =>
 });
 
 describe('retryAfterSeconds', () => {
-  test('reads the RetryInfo of a RATE_LIMITED signup over Connect and gRPC', async () => {
+  test('reads RetryInfo of RATE_LIMITED signup', async () => {
     await prepareTenant('sdk-limited', 'connect', { signupsPerHour: 1 });
     const grpc = createGrpcTransport({ baseUrl: server.baseUrl });
     await createTansuClient({ baseUrl: server.baseUrl, tenant: 'sdk-limited' }).signUp({
@@ -257,7 +257,7 @@ describe('retryAfterSeconds', () => {
     }
   });
 
-  test('errorReason and retryAfterSeconds return undefined for errors without details', () => {
+  test('returns undefined without details', () => {
     expect(errorReason(new Error('plain'))).toBeUndefined();
     expect(retryAfterSeconds(new ConnectError('bare', Code.Unavailable))).toBeUndefined();
     expect(errorMetadata('a string')).toEqual({});
@@ -265,8 +265,8 @@ describe('retryAfterSeconds', () => {
 });
 
 describe('createTansuClient options', () => {
-  test('rejects a missing tenant and a missing baseUrl at creation', () => {
-    expect(() => createTansuClient({ baseUrl: 'http://127.0.0.1:1', tenant: '' })).toThrow(/tenant is required/);
-    expect(() => createTansuClient({ tenant: 'acme' })).toThrow(/baseUrl is required/);
+  test('rejects missing tenant or baseUrl', () => {
+    expect(() => createTansuClient({ baseUrl: 'http://127.0.0.1:1', tenant: '' })).toThrow(/missing tenant/);
+    expect(() => createTansuClient({ tenant: 'acme' })).toThrow(/missing baseUrl/);
   });
 });

@@ -36,7 +36,7 @@ export interface TansuClientOptions {
   transport?: 'connect' | 'grpc-web' | Transport;
   /** fetch implementation for the built-in transports; the global fetch when left out. */
   fetch?: typeof globalThis.fetch;
-  /** Where the tokens live; in memory when left out. */
+  /** Storage for the tokens; in memory when left out. */
   tokenStore?: TokenStore;
   /** Seconds before expiry at which the access token is refreshed; 30 when left out. */
   refreshMarginSeconds?: number;
@@ -77,7 +77,7 @@ function baseTransport(options: TansuClientOptions): Transport {
   const choice = options.transport ?? 'connect';
   if (typeof choice === 'object') return choice;
   if (!options.baseUrl) {
-    throw new Error('createTansuClient: baseUrl is required unless transport is a Transport');
+    throw new Error('createTansuClient: missing baseUrl; pass the server address or a Transport');
   }
   const settings = { baseUrl: options.baseUrl, fetch: options.fetch };
   switch (choice) {
@@ -93,11 +93,11 @@ function baseTransport(options: TansuClientOptions): Transport {
 /**
  * Creates a client for one tenant. Every call sends `X-Tansu-Tenant` (so request messages may
  * leave `tenant` empty) and the stored access token. The token is refreshed ahead of expiry,
- * and a call answered UNAUTHENTICATED is retried once after a refresh. A refresh token the
+ * and a call that fails with UNAUTHENTICATED is retried once after a refresh. A refresh token the
  * server rejects clears the store: the user must sign in again.
  */
 export function createTansuClient(options: TansuClientOptions): TansuClient {
-  if (!options.tenant) throw new Error('createTansuClient: tenant is required');
+  if (!options.tenant) throw new Error('createTansuClient: missing tenant; pass the id of the tenant to call');
   const tokenStore = options.tokenStore ?? createMemoryTokenStore();
   const margin = options.refreshMarginSeconds ?? DEFAULT_REFRESH_MARGIN_SECONDS;
   const now = () => Date.now();
@@ -127,7 +127,7 @@ export function createTansuClient(options: TansuClientOptions): TansuClient {
       await tokenStore.set(tokens);
       return tokens;
     } catch (error) {
-      // Only a rejected refresh token ends the session; a network failure keeps it for later.
+      // Only a rejected refresh token ends the session. After a network failure the tokens stay.
       if (ConnectError.from(error).code === Code.Unauthenticated) await tokenStore.set(undefined);
       throw error;
     }
@@ -165,7 +165,7 @@ export function createTansuClient(options: TansuClientOptions): TansuClient {
       try {
         await auth.signOut({ refreshToken: current.refreshToken });
       } catch (error) {
-        // UNAUTHENTICATED means the session had already ended, which is the goal.
+        // UNAUTHENTICATED means the session had already ended, so sign-out has nothing left to do.
         if (ConnectError.from(error).code !== Code.Unauthenticated) throw error;
       } finally {
         await tokenStore.set(undefined);

@@ -3,7 +3,7 @@ import type { DescMethod } from '@bufbuild/protobuf';
 
 import type { TokenPair, TokenStore } from './token-store.ts';
 
-/** What the session transport needs from the client: its tenant, its tokens and a refresher. */
+/** Session state that the session transport reads: the tenant, the tokens and a refresher. */
 export interface Session {
   tenant: string;
   tokenStore: TokenStore;
@@ -19,7 +19,7 @@ export interface Session {
 /**
  * Calls that never carry the user's access token and are never refreshed and retried: they
  * create or exchange tokens themselves, and their UNAUTHENTICATED (a wrong password, a
- * rejected refresh token) is the answer, not a sign of an expired access token. PlatformAuth
+ * rejected refresh token) is the result, not a sign of an expired access token. PlatformAuth
  * speaks for platform admins, whose tokens this client does not hold.
  */
 function isTokenCall(method: DescMethod): boolean {
@@ -44,7 +44,7 @@ async function freshTokens(session: Session): Promise<TokenPair | undefined> {
 
 /**
  * Wraps a transport so that every call names the session's tenant (`X-Tansu-Tenant`) and
- * carries its access token. A unary call answered UNAUTHENTICATED is retried once with a new
+ * carries its access token. A unary call that fails with UNAUTHENTICATED is retried once with a new
  * access token: from a refresh, or, when another call refreshed meanwhile, the stored one. The
  * retry's failure, or the original error when no refresh was possible, reaches the caller.
  * Streaming calls are not retried, since their request stream cannot be replayed; they still

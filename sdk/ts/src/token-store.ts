@@ -14,7 +14,7 @@ export interface TokenPair {
 }
 
 /**
- * Where the SDK keeps the token pair. Both methods may return a promise, so a store can sit on
+ * Storage for the token pair. Both methods may return a promise, so a store can sit on
  * async storage (IndexedDB, a keychain, a file). `set(undefined)` signs out locally.
  *
  * To persist a session across page loads, write the pair as JSON on `set` and read it back on
