@@ -1,6 +1,10 @@
 import { Code, ConnectError, createClient, type Client, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-web';
 
+import { Documents } from '#gen/tansu/data/v1/documents_pb.js';
+import { Functions } from '#gen/tansu/functions/v1/functions_pb.js';
+import { Secrets } from '#gen/tansu/functions/v1/secrets_pb.js';
+import { Triggers } from '#gen/tansu/functions/v1/triggers_pb.js';
 import { TenantAuth, type SignInResponse, type SignUpResponse } from '#gen/tansu/identity/v1/auth_pb.js';
 import { Clients } from '#gen/tansu/identity/v1/clients_pb.js';
 import { Invitations } from '#gen/tansu/identity/v1/invitations_pb.js';
@@ -57,6 +61,10 @@ export interface TansuClient {
   invitations: Client<typeof Invitations>;
   tenants: Client<typeof Tenants>;
   platformAuth: Client<typeof PlatformAuth>;
+  functions: Client<typeof Functions>;
+  secrets: Client<typeof Secrets>;
+  triggers: Client<typeof Triggers>;
+  documents: Client<typeof Documents>;
   /** Creates an account in the tenant and stores its tokens, which signs the user in. */
   signUp(request: { email: string; password: string; displayName?: string }): Promise<SignUpResponse>;
   /** Signs in with email and password and stores the tokens. */
@@ -143,6 +151,10 @@ export function createTansuClient(options: TansuClientOptions): TansuClient {
     signingKeys: createClient(SigningKeys, transport),
     oauthProviders: createClient(OAuthProviders, transport),
     invitations: createClient(Invitations, transport),
+    functions: createClient(Functions, transport),
+    secrets: createClient(Secrets, transport),
+    triggers: createClient(Triggers, transport),
+    documents: createClient(Documents, transport),
     tenants: createClient(Tenants, transport),
     platformAuth: createClient(PlatformAuth, transport),
     refresh,

@@ -13,6 +13,11 @@ export {
   type TokenStore,
 } from './token-store.ts';
 
+export * from '#gen/tansu/data/v1/documents_pb.js';
+export * from '#gen/tansu/functions/v1/function_pb.js';
+export * from '#gen/tansu/functions/v1/functions_pb.js';
+export * from '#gen/tansu/functions/v1/secrets_pb.js';
+export * from '#gen/tansu/functions/v1/triggers_pb.js';
 export * from '#gen/tansu/identity/v1/auth_pb.js';
 export * from '#gen/tansu/identity/v1/clients_pb.js';
 export * from '#gen/tansu/identity/v1/invitations_pb.js';
