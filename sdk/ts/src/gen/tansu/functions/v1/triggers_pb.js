@@ -143,7 +143,7 @@ export const ReplayDeadLettersResponseSchema = /*@__PURE__*/
  * Triggers runs a tenant's functions on events from the outbox and on cron schedules, and
  * manages the dead letters of event deliveries that used up their attempts.
  *
- * Every RPC requires a token of the tenant in the path with the `admin` role, or a platform
+ * Every RPC requires a token of the tenant in the path with the `TenantAdmin` role, or a platform
  * admin token. Errors common to all RPCs: UNAUTHENTICATED without a valid token,
  * PERMISSION_DENIED for any other token, INVALID_ARGUMENT for a malformed tenant id,
  * NOT_FOUND for an unknown tenant.
