@@ -60,7 +60,7 @@ describe('event delivery across a server crash', () => {
     await server.kill();
     server = await startServer({ env, databasePrefix, dataDir });
 
-    await waitFor(
+    const waiting = waitFor(
       'every accepted event delivered',
       async () => {
         const delivered = await queryTenant<{ count: string }>(
@@ -75,6 +75,16 @@ describe('event delivery across a server crash', () => {
       60_000,
       250,
     );
+    await waiting.catch(async (error) => {
+      const counts = await queryTenant(
+        databasePrefix,
+        TENANT,
+        "SELECT status, trigger_type, count(*)::int AS n FROM executions GROUP BY 1, 2",
+      );
+      const deliveries = await queryTenant(databasePrefix, TENANT, 'SELECT status, count(*)::int AS n FROM deliveries GROUP BY 1');
+      const errors = server!.output().split('\n').filter((line) => /"level":(50|60)/.test(line)).slice(-5);
+      throw new Error(`${error.message}; executions ${JSON.stringify(counts)}; deliveries ${JSON.stringify(deliveries)}; server errors:\n${errors.join('\n')}`);
+    });
     expect(accepted).toHaveLength(EVENTS);
   }, 120_000);
 });

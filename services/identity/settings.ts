@@ -142,6 +142,17 @@ export const SETTING_DEFINITIONS: readonly SettingDefinition[] = [
   },
   { path: 'signups_per_ip_per_hour', key: 'signupsPerIpPerHour', kind: { type: 'integer', min: 1, max: 10_000 } },
   { path: 'time_zone', key: 'timeZone', kind: { type: 'timeZone' }, tenantOnly: true },
+  {
+    path: 'function_timeout',
+    key: 'functionTimeoutMs',
+    kind: { type: 'duration', unitSeconds: 0.001, minSeconds: 1, maxSeconds: 300 },
+  },
+  { path: 'function_memory_mb', key: 'functionMemoryMb', kind: { type: 'integer', min: 8, max: 512 } },
+  {
+    path: 'function_executions_per_minute',
+    key: 'functionExecutionsPerMinute',
+    kind: { type: 'integer', min: 1, max: 1_000_000 },
+  },
 ];
 
 function seconds(minSeconds: number, maxSeconds: number): SettingKind {
@@ -190,7 +201,9 @@ export function validateSetting(definition: SettingDefinition, value: unknown): 
       if (kind.wholeUnits && value % kind.unitSeconds !== 0) {
         throw invalidArgument(field, `${field} must be whole minutes ${range}, got ${value}s`);
       }
-      return value / kind.unitSeconds;
+      // Units below a second (milliseconds) are rounded, so 30 s stores 30000, not 29999.99….
+      const stored = value / kind.unitSeconds;
+      return kind.unitSeconds < 1 ? Math.round(stored) : stored;
     }
     case 'integer':
       if (typeof value !== 'number' || !Number.isInteger(value) || value < kind.min || value > kind.max) {

@@ -125,6 +125,29 @@ export declare type IdentitySettings = Message<"tansu.identity.v1.IdentitySettin
    * @generated from field: optional string time_zone = 14;
    */
   timeZone?: string | undefined;
+
+  /**
+   * Wall-time limit of one function execution, 1 to 300 seconds (the platform maximum), whole
+   * seconds. Default 30 seconds.
+   *
+   * @generated from field: google.protobuf.Duration function_timeout = 15;
+   */
+  functionTimeout?: Duration | undefined;
+
+  /**
+   * Heap limit of one function execution in MiB, 8 to 512 (the platform maximum). Default 128.
+   *
+   * @generated from field: optional int32 function_memory_mb = 16;
+   */
+  functionMemoryMb?: number | undefined;
+
+  /**
+   * Function executions the tenant may start per minute, counted per server process, 1 to
+   * 1000000. Calls over it get RESOURCE_EXHAUSTED. Default 100.
+   *
+   * @generated from field: optional int32 function_executions_per_minute = 17;
+   */
+  functionExecutionsPerMinute?: number | undefined;
 };
 
 /**
