@@ -20,6 +20,7 @@ export default {
     '<rootDir>/sdk/kotlin/*.test.ts',
     '<rootDir>/envoy/**/*.test.ts',
     '<rootDir>/prisma/**/*.test.ts',
+    '<rootDir>/scripts/**/*.test.ts',
   ],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
