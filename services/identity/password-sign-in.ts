@@ -63,10 +63,18 @@ export async function signInWithPassword(tenant: TenantContext, attempt: Passwor
     throw domainError('INVALID_CREDENTIALS', INVALID_CREDENTIALS_MESSAGE);
   }
 
+  // One statement, so the sign-in and its user.signed_in event commit together.
   await tenant.db.query(
-    `UPDATE users SET failed_attempts = 0, locked_until = NULL, last_sign_in_at = now(), last_sign_in_ip = $2
-     WHERE id = $1`,
-    [user.id, attempt.ip],
+    `WITH signed_in AS (
+       UPDATE users SET failed_attempts = 0, locked_until = NULL, last_sign_in_at = now(), last_sign_in_ip = $2
+       WHERE id = $1 RETURNING id, email, last_sign_in_at
+     )
+     SELECT tansu_emit_event('user.signed_in', 'users/' || id,
+       jsonb_build_object('user', jsonb_build_object('id', id, 'email', email),
+                          'method', $3::text,
+                          'signedInAt', tansu_iso_time(last_sign_in_at)))
+     FROM signed_in`,
+    [user.id, attempt.ip, attempt.method],
   );
   await record(user.id, 'success');
   return (await findUserById(tenant.db, user.id)) ?? user;

@@ -45,6 +45,12 @@ export interface IdentitySettings {
   signupsPerIpPerHour: number;
   /** IANA time zone of the tenant, used by schedules. */
   timeZone: string;
+  /** Largest wall-time limit a function of the tenant may have, in milliseconds. */
+  functionTimeoutMs: number;
+  /** Largest heap limit a function of the tenant may have, in MiB. */
+  functionMemoryMb: number;
+  /** Function executions the tenant may start per minute, over every trigger. */
+  functionExecutionsPerMinute: number;
 }
 
 /** Built-in defaults, used where neither the platform nor the tenant set a value. */
@@ -71,6 +77,9 @@ export const DEFAULT_IDENTITY_SETTINGS: IdentitySettings = {
   lockoutMinutes: 15,
   signupsPerIpPerHour: 10,
   timeZone: 'UTC',
+  functionTimeoutMs: 30_000,
+  functionMemoryMb: 128,
+  functionExecutionsPerMinute: 100,
 };
 
 /** Source of an effective setting value. */

@@ -8,6 +8,7 @@ import type { Logger } from '../core/logger.ts';
 import { createSecretBox, loadMasterKey, type SecretBox } from '../core/secret-box.ts';
 import { applyMigrations, type MigrationSet } from '../db/migrate.ts';
 import { poolHandle } from '../db/pool-handle.ts';
+import { createFunctionsHost, type FunctionsHost } from '../functions/functions-host.ts';
 import { createTenantPools, type TenantPools } from '../db/tenant-pools.ts';
 import { hashPassword, verifyPassword } from '../identity/passwords.ts';
 import { createKeyStore, type SigningKeyStore } from '../identity/signing-keys.ts';
@@ -32,6 +33,9 @@ export interface Platform {
   publicBaseUrl(): string;
   setPublicBaseUrl(url: string): void;
   provisioning: ProvisioningDeps;
+  /** Tenant function runtime and what executions need; pass it to `invokeFunction`. */
+  functions: FunctionsHost;
+  /** Stops the function runtime, then closes every database pool. */
   close(): Promise<void>;
 }
 
@@ -133,6 +137,7 @@ export async function openPlatform(config: Config, serverUrl: string, logger: Lo
   }
 
   await ensurePlatformAdmin(config, platformDb, logger);
+  const functions = createFunctionsHost({ secretBox, logger });
 
   return {
     config,
@@ -148,7 +153,9 @@ export async function openPlatform(config: Config, serverUrl: string, logger: Lo
       publicBaseUrl = url.replace(/\/+$/, '');
     },
     provisioning,
+    functions,
     async close() {
+      await functions.close();
       await pools.closeAll();
       await platformDb.end();
     },

@@ -28,6 +28,11 @@ export interface ProvisioningDeps {
    * failure leaves nothing behind. Set from TANSU_TEST_FAIL_PROVISION_AT; never in production.
    */
   failAfterStep?: ProvisioningStep;
+  /** Background work to start on a new tenant and to stop before a tenant's database is dropped. */
+  hooks?: {
+    afterProvision?(id: string): Promise<void>;
+    beforeDelete?(id: string): Promise<void>;
+  };
 }
 
 /** Steps of provisioning in order; a failure after any of them is rolled back. */
@@ -155,6 +160,10 @@ export async function provisionTenant(
     checkpoint('activate');
     const row = activated.rows[0];
     deps.logger.info({ tenant: id, database: databaseName }, 'tenant provisioned');
+    // The tenant is active by now, so a failing hook is logged and does not undo it.
+    await deps.hooks?.afterProvision?.(id).catch((error) =>
+      deps.logger.error({ err: error, tenant: id }, 'starting background work of a new tenant failed'),
+    );
     return {
       tenant: {
         id: row.id,
@@ -206,6 +215,7 @@ export async function deleteTenant(deps: ProvisioningDeps, id: string): Promise<
     throw domainError('TENANT_NOT_FOUND', `tenant "${id}" does not exist`, { metadata: { tenant: id } });
   }
   const databaseName: string = rows[0].database_name;
+  await deps.hooks?.beforeDelete?.(id);
   deps.registry.forget(id);
   await deps.pools.close(databaseName);
   await withClusterClient(deps, (client) => client.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`));

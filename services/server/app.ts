@@ -1,58 +1,19 @@
 import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Interceptor } from '@connectrpc/connect';
 import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
-import type { DescFile, DescService } from '@bufbuild/protobuf';
 import fastify, { type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 
 import { file_grpc_health_v1_health } from '#gen/grpc/health/v1/health_pb.js';
-import { file_tansu_identity_v1_auth, TenantAuth } from '#gen/tansu/identity/v1/auth_pb.js';
-import { Clients, file_tansu_identity_v1_clients } from '#gen/tansu/identity/v1/clients_pb.js';
-import { file_tansu_identity_v1_invitations, Invitations } from '#gen/tansu/identity/v1/invitations_pb.js';
-import { file_tansu_identity_v1_oauth_providers, OAuthProviders } from '#gen/tansu/identity/v1/oauth_providers_pb.js';
-import { file_tansu_platform_v1_platform_auth, PlatformAuth } from '#gen/tansu/platform/v1/platform_auth_pb.js';
-import { file_tansu_platform_v1_tenants, Tenants } from '#gen/tansu/platform/v1/tenants_pb.js';
+import { registerHttpInvocation } from '../functions/http-invocation.ts';
 import { createHealthService } from '../gateway/health.ts';
 import { dualProtocolServerFactory } from '../gateway/listen.ts';
 import { reflectionRoutes } from '../gateway/reflection.ts';
 import { contextValuesFor } from '../gateway/request-context.ts';
 import { registerRestTranscoding } from '../gateway/transcoder.ts';
-import { clientsRoutes } from '../identity/clients-service.ts';
-import { invitationsRoutes } from '../identity/invitations-service.ts';
-import { oauthProvidersRoutes } from '../identity/oauth-providers-service.ts';
-import { registerSocialSignIn } from '../identity/social/routes.ts';
 import { registerOAuthServer } from '../identity/oauth-server.ts';
-import { file_tansu_identity_v1_settings, Settings } from '#gen/tansu/identity/v1/settings_pb.js';
-import { file_tansu_identity_v1_signing_keys, SigningKeys } from '#gen/tansu/identity/v1/signing_keys_pb.js';
-import { file_tansu_identity_v1_users, Users } from '#gen/tansu/identity/v1/users_pb.js';
-import { settingsRoutes } from '../identity/settings-service.ts';
-import { signingKeysRoutes } from '../identity/signing-keys-service.ts';
-import { tenantAuthRoutes } from '../identity/tenant-auth-service.ts';
-import { usersRoutes } from '../identity/users-service.ts';
-import { platformAuthRoutes } from '../platform/platform-auth-service.ts';
+import { registerSocialSignIn } from '../identity/social/routes.ts';
 import type { Platform } from '../platform/platform.ts';
-import { tenantsRoutes } from '../platform/tenants-service.ts';
-
-/** A service the server exposes: its descriptor, its file (for reflection) and its routes. */
-export interface ServiceModule {
-  service: DescService;
-  file: DescFile;
-  routes: (router: ConnectRouter) => void;
-}
-
-/** The services of this server, in the order reflection lists them. */
-export function serviceModules(platform: Platform): ServiceModule[] {
-  return [
-    { service: Tenants, file: file_tansu_platform_v1_tenants, routes: tenantsRoutes(platform) },
-    { service: PlatformAuth, file: file_tansu_platform_v1_platform_auth, routes: platformAuthRoutes(platform) },
-    { service: TenantAuth, file: file_tansu_identity_v1_auth, routes: tenantAuthRoutes(platform) },
-    { service: Clients, file: file_tansu_identity_v1_clients, routes: clientsRoutes(platform) },
-    { service: OAuthProviders, file: file_tansu_identity_v1_oauth_providers, routes: oauthProvidersRoutes(platform) },
-    { service: Invitations, file: file_tansu_identity_v1_invitations, routes: invitationsRoutes(platform) },
-    { service: Settings, file: file_tansu_identity_v1_settings, routes: settingsRoutes(platform) },
-    { service: Users, file: file_tansu_identity_v1_users, routes: usersRoutes(platform) },
-    { service: SigningKeys, file: file_tansu_identity_v1_signing_keys, routes: signingKeysRoutes(platform) },
-  ];
-}
+import { serviceModules } from './service-modules.ts';
 
 /** The Fastify app with every protocol on it, plus a handle to flip gRPC health. */
 export interface App {
@@ -114,6 +75,8 @@ export async function buildApp(platform: Platform): Promise<App> {
   });
   registerOAuthServer(app, platform);
   registerSocialSignIn(app, platform);
+
+  registerHttpInvocation(app, platform);
 
   app.get('/health/live', async () => ({ status: 'ok' }));
   app.get('/health/ready', async (_request, reply) => {

@@ -11,6 +11,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.ts'
 import { startKeyRotationScheduler } from '../identity/key-rotation.ts';
 import { openPlatform, type Platform } from '../platform/platform.ts';
 import { provisionTenant } from '../platform/provisioning.ts';
+import { createTenantWorkers } from '../triggers/tenant-workers.ts';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 
@@ -77,6 +78,10 @@ async function main(): Promise<void> {
   const baseUrl = config.publicBaseUrl || `http://${hostForUrl}:${port}`;
   platform.setPublicBaseUrl(baseUrl);
 
+  const workers = createTenantWorkers(platform);
+  platform.provisioning.hooks = { afterProvision: (id) => workers.start(id), beforeDelete: (id) => workers.stop(id) };
+  await workers.startAll();
+
   const demoMessage = config.createDemoTenant ? await ensureDemoTenant(platform) : undefined;
   if (demoMessage) process.stdout.write(`\n${demoMessage}\n`);
   process.stdout.write(banner(config, baseUrl, `${hostForUrl}:${port}`));
@@ -91,6 +96,8 @@ async function main(): Promise<void> {
     app.health.setStatus('', 'NOT_SERVING');
     await keyRotation.stop();
     await app.fastify.close().catch((error) => logger.error({ err: error }, 'closing the HTTP server failed'));
+    await workers.stopAll().catch((error) => logger.error({ err: error }, 'stopping the trigger workers failed'));
+    await platform.functions.close().catch((error) => logger.error({ err: error }, 'stopping the function runtime failed'));
     await platform.close().catch((error) => logger.error({ err: error }, 'closing database pools failed'));
     await embedded?.stop().catch((error) => logger.error({ err: error }, 'stopping embedded PostgreSQL failed'));
     logger.info('stopped');

@@ -18,6 +18,7 @@ import pg from 'pg';
 import { pino, type Logger } from 'pino';
 
 import { domainError } from '../core/errors.ts';
+import type { Database } from '../db/pool-handle.ts';
 import { parseEventPattern, matchesEventPattern, type EventPattern } from './event-pattern.ts';
 
 /** The outcome of one function run started by a trigger. */
@@ -50,6 +51,8 @@ export interface EventDelivery {
   attempt: number;
   /** Total attempts allowed in the cycle. */
   maxAttempts: number;
+  /** Whether this cycle was started by a replay from the dead letters. */
+  replayed: boolean;
   event: OutboxEvent;
 }
 
@@ -59,7 +62,12 @@ export type InvokeDelivery = (delivery: EventDelivery) => Promise<InvokeResult>;
 /** Options of {@link createEventDispatcher}. */
 export interface EventDispatcherOptions {
   /** Pool on the tenant's database. */
-  pool: pg.Pool;
+  pool: Database;
+  /**
+   * Connection settings of the LISTEN client, which stays outside the pool; default the
+   * pool's own options when `pool` is a `pg.Pool`.
+   */
+  listenerConfig?: pg.ClientConfig;
   /** Tenant id, for logs and for {@link EventDelivery.tenant}. */
   tenant: string;
   invoke: InvokeDelivery;
@@ -111,6 +119,7 @@ interface ClaimedRow {
   subject: string | null;
   payload: unknown;
   event_created_at: Date;
+  replayed: boolean;
 }
 
 function truncateError(message: string): string {
@@ -149,7 +158,7 @@ async function writeDeadLetter(
   return true;
 }
 
-async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+async function inTransaction<T>(pool: Database, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -248,7 +257,9 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
       const due = await client.query<ClaimedRow>(
         `SELECT d.id, d.event_id, d.trigger_id, d.attempts, d.status, d.last_error,
                 t.function_name, t.max_attempts, t.backoff_seconds,
-                o.type, o.subject, o.payload, o.created_at AS event_created_at
+                o.type, o.subject, o.payload, o.created_at AS event_created_at,
+                EXISTS (SELECT 1 FROM dead_letters dl
+                        WHERE dl.delivery_id = d.id AND dl.replayed_at IS NOT NULL) AS replayed
          FROM deliveries d
          JOIN triggers t ON t.id = d.trigger_id
          JOIN outbox o ON o.event_id = d.event_id
@@ -280,6 +291,10 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
            WHERE id = ANY($1::uuid[])`,
           [toRun.map((row) => row.id), new Date(at.getTime() + leaseMs), at],
         );
+        await client.query('UPDATE triggers SET last_invoked_at = $2 WHERE id = ANY($1::uuid[])', [
+          [...new Set(toRun.map((row) => row.trigger_id))].sort(), // Sorted, so concurrent claims lock in one order.
+          at,
+        ]);
         for (const row of toRun) {
           if (row.status === 'running') {
             logger.warn({ delivery: row.id, function: row.function_name, attempt: row.attempts },
@@ -344,6 +359,7 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
       functionName: row.function_name,
       attempt: row.attempts,
       maxAttempts: row.max_attempts,
+      replayed: row.replayed,
       event: {
         id: row.event_id,
         type: row.type,
@@ -418,7 +434,7 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
   }
 
   async function connectListener(): Promise<void> {
-    const client = new pg.Client(pool.options);
+    const client = new pg.Client(options.listenerConfig ?? (pool as Partial<pg.Pool>).options);
     client.on('notification', () => void pump());
     client.on('error', (error) => {
       logger.warn({ err: error }, 'outbox listener connection failed; reconnecting');
@@ -507,7 +523,7 @@ export interface ReplayDeadLettersRequest {
  * nor `filter` is given, so that replaying everything takes an explicit empty filter.
  */
 export async function replayDeadLetters(
-  pool: pg.Pool,
+  pool: Database,
   request: ReplayDeadLettersRequest,
 ): Promise<string[]> {
   const { ids, filter } = request;

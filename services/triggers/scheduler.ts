@@ -21,10 +21,10 @@
  * NOTE: a schedule slot runs once and is not retried; `max_attempts` applies to event
  * deliveries only.
  */
-import type pg from 'pg';
 import { pino, type Logger } from 'pino';
 
 import { fireTimesBetween, nextFireTimes, parseCron, MAX_FIRE_TIMES, type CronSchedule } from './cron.ts';
+import type { Database } from '../db/pool-handle.ts';
 import type { InvokeResult } from './dispatcher.ts';
 
 /** One scheduled run of a trigger's function. */
@@ -41,7 +41,7 @@ export interface ScheduledRun {
 /** Options of {@link createScheduler}. */
 export interface SchedulerOptions {
   /** Pool on the tenant's database. */
-  pool: pg.Pool;
+  pool: Database;
   /** Tenant id, for logs and for {@link ScheduledRun.tenant}. */
   tenant: string;
   /** Runs the function of a slot; a thrown error counts as a failed run. */
