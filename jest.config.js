@@ -19,6 +19,8 @@ export default {
     '<rootDir>/sdk/ts/**/*.test.ts',
     '<rootDir>/sdk/kotlin/*.test.ts',
     '<rootDir>/envoy/**/*.test.ts',
+    '<rootDir>/prisma/**/*.test.ts',
+    '<rootDir>/scripts/**/*.test.ts',
   ],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',

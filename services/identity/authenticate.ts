@@ -57,6 +57,9 @@ export async function authenticate(platform: Platform, headers: Headers): Promis
     return toCaller(claims, true);
   }
 
+  // NOTE: neither revoked_access_tokens nor the user's status or current roles are checked
+  // here, and `aud` is not compared, so a revoked token, or one of a disabled user, works on
+  // RPCs until it expires. Only the OAuth userinfo and introspection endpoints check revocation.
   let tenant;
   try {
     tenant = await platform.tenants.get(claimedTenant);
