@@ -1,16 +1,10 @@
 import type pg from 'pg';
 
 import { invalidArgument } from '../core/errors.ts';
+import type { PasswordPolicy as PasswordRules } from './passwords.ts';
 
-/** Password rules of a tenant. */
-export interface PasswordPolicy {
-  minLength: number;
-  requireUppercase: boolean;
-  requireLowercase: boolean;
-  requireDigit: boolean;
-  requireSymbol: boolean;
-  /** Reject passwords from the list of commonly used ones. */
-  rejectCommon: boolean;
+/** Password rules of a tenant: the checks of passwords.ts plus the reuse history. */
+export interface PasswordPolicy extends PasswordRules {
   /** How many previous passwords of a user may not be chosen again. */
   history: number;
 }
