@@ -79,7 +79,7 @@ export function invalidArgument(field: string, message: string): ConnectError {
 }
 
 /**
- * Creates a RESOURCE_EXHAUSTED error that says when to try again, three ways: a
+ * Creates a RESOURCE_EXHAUSTED error that carries the retry delay three ways: a
  * `google.rpc.RetryInfo` detail, `retryAfterSeconds` in the ErrorInfo metadata and a
  * `Retry-After` header (REST clients see it as the HTTP header of the 429 response).
  */

@@ -168,9 +168,9 @@ export function adminPasswordFile(dataDir: string): string {
 }
 
 /**
- * Makes sure the configured platform admin exists. With TANSU_ADMIN_PASSWORD set, that
- * password is made to work; without it, a new admin gets a random password that is printed
- * once and stored with mode 0600 in the data directory. There is no built-in default password.
+ * Ensures the configured platform admin exists. With TANSU_ADMIN_PASSWORD set, that password
+ * is made to work. Without it, a new admin gets a random password, which is printed once and
+ * stored with mode 0600 in the data directory. There is no built-in default password.
  */
 async function ensurePlatformAdmin(config: Config, platformDb: pg.Pool, logger: Logger): Promise<void> {
   const { rows } = await platformDb.query('SELECT password_hash FROM platform_admins WHERE email = $1', [config.adminEmail]);

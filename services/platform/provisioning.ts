@@ -13,7 +13,7 @@ import { createKeyStore } from '../identity/signing-keys.ts';
 import { assertTenantId, templateDatabaseName, tenantDatabaseName } from './tenant-id.ts';
 import type { TenantRecord, TenantRegistry } from './tenant-registry.ts';
 
-/** What provisioning needs from the running platform. */
+/** Dependencies of provisioning on the running platform. */
 export interface ProvisioningDeps {
   platformDb: pg.Pool;
   pools: TenantPools;

@@ -100,8 +100,8 @@ export async function buildApp(platform: Platform): Promise<App> {
 
 /**
  * Logs every failed RPC once, at the edge: client errors at info, server errors (INTERNAL,
- * UNKNOWN, DATA_LOSS, or anything that is not a ConnectError) at error with the cause, which
- * the caller never sees.
+ * UNKNOWN, DATA_LOSS, or anything that is not a ConnectError) at error with the cause. The
+ * caller gets a generic message instead of the cause.
  */
 function logFailedCalls(platform: Platform): Interceptor {
   return (next) => async (request) => {

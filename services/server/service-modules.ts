@@ -37,7 +37,7 @@ export interface ServiceModule {
   routes: (router: ConnectRouter) => void;
 }
 
-/** The services of this server, in the order reflection lists them. */
+/** Returns the services of this server, in the order reflection lists them. */
 export function serviceModules(platform: Platform): ServiceModule[] {
   return [
     { service: Tenants, file: file_tansu_platform_v1_tenants, routes: tenantsRoutes(platform) },
