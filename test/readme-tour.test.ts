@@ -56,5 +56,8 @@ describe('README tour', () => {
     expect(output).toContain('"jwks_uri"');
     expect(output).toContain('"adminPassword"');
     expect(output).toContain('tansu.identity.v1.TenantAuth');
+    expect(output).toContain('{"hello":"Ada"}');
+    expect(output).toContain('"eventPattern":"document.created"');
+    expect(output).toContain('"collection":"notes"');
   });
 });
