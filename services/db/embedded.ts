@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 
@@ -49,20 +49,65 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     onLog: (message: unknown) => options.onLog?.(String(message)),
     onError: (message: unknown) => options.onLog?.(String(message)),
   });
-  if (isNew) await server.initialise();
-  else await stopOrphanedServer(dataDir);
-  await server.start();
+  claimDataDir(dataDir);
+  try {
+    if (isNew) await server.initialise();
+    else await stopOrphanedServer(dataDir);
+    await server.start();
+  } catch (error) {
+    releaseDataDir(dataDir);
+    throw error;
+  }
 
   return {
     url: `postgres://postgres:${SUPERUSER_PASSWORD}@127.0.0.1:${port}/postgres`,
-    stop: () => server.stop(),
+    stop: async () => {
+      await server.stop();
+      releaseDataDir(dataDir);
+    },
   };
+}
+
+/** File next to the data directory naming the process that runs its embedded server. */
+function ownerFile(dataDir: string): string {
+  return `${dataDir}.owner`;
+}
+
+/**
+ * Records this process as the owner of `dataDir`, or throws when another live process owns
+ * it, so a second server started on the same directory fails instead of stopping the first
+ * one's database. An owner file whose process is gone is taken over.
+ */
+function claimDataDir(dataDir: string): void {
+  const file = ownerFile(dataDir);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const owner = Number(readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+      throw new Error(
+        `the embedded database in ${dataDir} is in use by process ${owner}; ` +
+          'stop that server first, or set TANSU_DATA_DIR to another directory',
+      );
+    }
+    rmSync(file, { force: true });
+  }
+  throw new Error(`could not claim ${dataDir}: another process claimed it at the same moment`);
+}
+
+function releaseDataDir(dataDir: string): void {
+  const file = ownerFile(dataDir);
+  if (existsSync(file) && readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file, { force: true });
 }
 
 /**
  * Stops a PostgreSQL server left running on `dataDir` by a previous Tansu process that was
  * killed before it could stop it; otherwise the new server would refuse to start on the
- * locked data directory.
+ * locked data directory. claimDataDir has made sure that no live Tansu process owns it.
  */
 async function stopOrphanedServer(dataDir: string): Promise<void> {
   const pidFile = resolve(dataDir, 'postmaster.pid');
