@@ -145,3 +145,23 @@ describe('HTTP health endpoints', () => {
     expect(text).toContain('tansu_http_requests_total');
   });
 });
+
+describe('NUL characters in text', () => {
+  test.each([
+    ['signup display name', '/identity/api/acme/auth/signup', { email: 'nul@example.com', password: 'good passphrase 1', displayName: 'a\u0000b' }, 'display_name'],
+    ['signin email', '/identity/api/acme/auth/signin', { email: 'a\u0000@example.com', password: 'whatever1' }, 'email'],
+  ])('%s is INVALID_ARGUMENT naming the field', async (_name, path, body, field) => {
+    const response = await rest('POST', `${server.baseUrl}${path}`, { body });
+    expect(response.status).toBe(400);
+    expect(response.body.details[0].metadata.field).toBe(field);
+    expect(response.body.message).toContain('NUL');
+  });
+
+  test('over gRPC too', async () => {
+    const client = createClient(TenantAuth, transports.grpc());
+    const error = await client
+      .signUp({ tenant: 'acme', email: 'nul2@example.com', password: 'good passphrase 1', displayName: '\u0000' })
+      .then(() => undefined, (reason) => ConnectError.from(reason));
+    expect(error?.code).toBe(Code.InvalidArgument);
+  });
+});

@@ -55,6 +55,7 @@ describe('README tour', () => {
     expect(output).toContain('"keys"');
     expect(output).toContain('"jwks_uri"');
     expect(output).toContain('"adminPassword"');
+    expect(output).toContain('"id":"example"');
     expect(output).toContain('tansu.identity.v1.TenantAuth');
     expect(output).toContain('{"hello":"Ada"}');
     expect(output).toContain('"eventPattern":"document.created"');

@@ -1,5 +1,6 @@
 import pg from 'pg';
 
+import { databaseErrorSummary } from '../core/database-errors.ts';
 import type { Logger } from '../core/logger.ts';
 
 /** Options for createTenantPools. */
@@ -64,7 +65,9 @@ export function createTenantPools(options: TenantPoolsOptions): TenantPools {
         max: options.poolSize,
         idleTimeoutMillis: 30_000,
       });
-      pool.on('error', (error) => options.logger.error({ err: error, database: databaseName }, 'idle tenant connection failed'));
+      pool.on('error', (error) =>
+        options.logger.warn({ err: databaseErrorSummary(error), database: databaseName }, 'idle tenant connection closed'),
+      );
       pools.set(databaseName, pool);
       return pool;
     },

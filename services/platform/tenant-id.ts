@@ -2,7 +2,8 @@ import { domainError } from '../core/errors.ts';
 
 /**
  * Words that cannot be tenant ids because they name parts of the URL space
- * (`/functions/api/...`, `/identity/admin/...`, `/identity/platform/...`) or would confuse users.
+ * (`/functions/api/...`, `/identity/admin/...`, `/identity/platform/...`) or would confuse users:
+ * `tansu` would give its admin the platform admin's default email, `admin@tansu.local`.
  */
 export const RESERVED_TENANT_IDS: ReadonlySet<string> = new Set([
   'admin',
@@ -15,9 +16,13 @@ export const RESERVED_TENANT_IDS: ReadonlySet<string> = new Set([
   'identity',
   'metrics',
   'platform',
+  'postgres',
   'static',
   'system',
+  'tansu',
   'template',
+  'template0',
+  'template1',
   'well-known',
 ]);
 

@@ -3,12 +3,15 @@ import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
 import fastify, { type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 
+import { file_google_rpc_error_details } from '#gen/google/rpc/error_details_pb.js';
 import { file_grpc_health_v1_health } from '#gen/grpc/health/v1/health_pb.js';
+import { connectErrorFromDatabase, databaseErrorSummary } from '../core/database-errors.ts';
 import { registerHttpInvocation } from '../functions/http-invocation.ts';
 import { createHealthService } from '../gateway/health.ts';
 import { dualProtocolServerFactory } from '../gateway/listen.ts';
 import { reflectionRoutes } from '../gateway/reflection.ts';
 import { contextValuesFor } from '../gateway/request-context.ts';
+import { rejectNulCharacters } from '../gateway/reject-nul.ts';
 import { registerRestTranscoding } from '../gateway/transcoder.ts';
 import { registerOAuthServer } from '../identity/oauth-server.ts';
 import { registerSocialSignIn } from '../identity/social/routes.ts';
@@ -31,7 +34,9 @@ export async function buildApp(platform: Platform): Promise<App> {
   const health = createHealthService();
   const routes = (router: ConnectRouter) => {
     for (const module of modules) module.routes(router);
-    reflectionRoutes([...modules.map((module) => module.file), file_grpc_health_v1_health])(router);
+    // error_details.proto lets grpcurl and buf curl decode the ErrorInfo and RetryInfo details.
+    const reflected = [...modules.map((module) => module.file), file_grpc_health_v1_health, file_google_rpc_error_details];
+    reflectionRoutes(reflected)(router);
     health.routes(router);
   };
 
@@ -60,13 +65,13 @@ export async function buildApp(platform: Platform): Promise<App> {
   await app.register(fastifyConnectPlugin, {
     routes,
     contextValues: (request) => contextValuesFor(request.raw),
-    interceptors: [logFailedCalls(platform)],
+    interceptors: [logFailedCalls(platform), rejectNulCharacters()],
     grpc: true,
     grpcWeb: true,
     connect: true,
   });
 
-  const router = createConnectRouter({ interceptors: [logFailedCalls(platform)] });
+  const router = createConnectRouter({ interceptors: [logFailedCalls(platform), rejectNulCharacters()] });
   routes(router);
   registerRestTranscoding(app, {
     services: modules.map((module) => module.service),
@@ -108,8 +113,12 @@ function logFailedCalls(platform: Platform): Interceptor {
     try {
       return await next(request);
     } catch (error) {
-      const connectError = ConnectError.from(error);
+      const connectError = connectErrorFromDatabase(error) ?? ConnectError.from(error);
       const fields = { service: request.service.typeName, method: request.method.name, code: Code[connectError.code] };
+      if (connectError.code === Code.Unavailable && connectError.cause) {
+        platform.logger.warn({ ...fields, err: databaseErrorSummary(connectError.cause) }, 'call failed: database unavailable');
+        throw connectError;
+      }
       if ([Code.Internal, Code.Unknown, Code.DataLoss].includes(connectError.code)) {
         platform.logger.error({ ...fields, err: connectError.cause ?? error }, 'call failed');
         throw new ConnectError('internal error; the server log has the details', connectError.code);

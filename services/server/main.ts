@@ -42,6 +42,7 @@ Tansu is serving gRPC, Connect, gRPC-Web and REST on ${baseUrl}
   The tenant's keys:     ${baseUrl}/identity/demo/.well-known/jwks.json
   Platform admin token:  curl -s -X POST ${baseUrl}/identity/connect/token \\
       -d grant_type=password -d username=${config.adminEmail} -d password=<admin password>
+      (the generated admin password is in ${config.dataDir}/admin-password)
   Health: ${baseUrl}/health/ready   Metrics: ${baseUrl}/metrics
 `;
 }
