@@ -575,6 +575,7 @@ const revoke: ProtocolHandler = async (platform, tenant, request, parameters) =>
       'INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING',
       [claims.jti, claims.exp],
     );
+    tenant.tokenStatus.markRevoked(claims.jti);
     await tenant.db.query('DELETE FROM revoked_access_tokens WHERE expires_at < now()');
     platform.logger.info({ tenant: tenant.id, client: client.client_id }, 'access token revoked');
   }
