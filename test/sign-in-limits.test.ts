@@ -1,4 +1,7 @@
+import { hash as argon2Hash } from '@node-rs/argon2';
 import pg from 'pg';
+
+import { ARGON2_PARAMETERS, needsRehash } from '../services/identity/passwords.ts';
 
 import { urlForDatabase } from './support/database.ts';
 import { platformAdminToken, provisionTenant, rest } from './support/rest.ts';
@@ -108,5 +111,36 @@ describe('lockout and login activity', () => {
     expect(rows[0].user_agent).toBe('lockout-test/1.0');
     expect(rows[7].email).toBe('ghost@example.com');
     expect(rows.every((row) => row.at instanceof Date)).toBe(true);
+  });
+});
+
+describe('password rehash', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startServer();
+    await provisionTenant(server.baseUrl, await platformAdminToken(server.baseUrl, server.adminEmail, server.adminPassword), 'acme');
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('sign-in upgrades an old hash', async () => {
+    const password = 'an old but right passphrase';
+    const signedUp = await rest('POST', `${server.baseUrl}/identity/api/acme/auth/signup`, {
+      body: { email: 'old-hash@example.com', password },
+    });
+    expect(signedUp.status).toBe(200);
+    // A hash made with weaker parameters, as stored before a parameter change.
+    const oldHash = await argon2Hash(password, { ...ARGON2_PARAMETERS, memoryCost: 8192, timeCost: 1 });
+    await tenantQuery(server, 'acme', 'UPDATE users SET password_hash = $1 WHERE email = $2', [oldHash, 'old-hash@example.com']);
+
+    const signIn = () =>
+      rest('POST', `${server.baseUrl}/identity/api/acme/auth/signin`, { body: { email: 'old-hash@example.com', password } });
+    expect((await signIn()).status).toBe(200);
+    const [row] = await tenantQuery(server, 'acme', 'SELECT password_hash FROM users WHERE email = $1', ['old-hash@example.com']);
+    expect(row.password_hash).not.toBe(oldHash);
+    expect(needsRehash(row.password_hash)).toBe(false);
+    expect((await signIn()).status).toBe(200);
   });
 });

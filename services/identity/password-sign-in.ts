@@ -1,6 +1,6 @@
 import { domainError, retryLaterError } from '../core/errors.ts';
 import type { TenantContext } from '../platform/tenant-registry.ts';
-import { normalizeEmail, verifyAgainstDummy, verifyPassword } from './passwords.ts';
+import { hashPassword, needsRehash, normalizeEmail, verifyAgainstDummy, verifyPassword } from './passwords.ts';
 import { findUserByEmail, findUserById, type UserRow } from './users.ts';
 
 /** One message for every failed password sign-in, so answers do not reveal which part was wrong. */
@@ -21,7 +21,8 @@ export interface PasswordSignInAttempt {
  * and records the attempt in `login_activity`. Returns the user on success. Throws
  * INVALID_CREDENTIALS for an unknown email, a wrong password or a disabled user (one message,
  * and an argon2 verification in every case, so neither answers nor timing tell them apart),
- * and ACCOUNT_LOCKED while the account is locked out.
+ * and ACCOUNT_LOCKED while the account is locked out. On success, a hash made with older argon2
+ * parameters is replaced by one made with the current parameters.
  */
 export async function signInWithPassword(tenant: TenantContext, attempt: PasswordSignInAttempt): Promise<UserRow> {
   const email = normalizeEmail(attempt.email);
@@ -76,6 +77,15 @@ export async function signInWithPassword(tenant: TenantContext, attempt: Passwor
      FROM signed_in`,
     [user.id, attempt.ip, attempt.method],
   );
+  if (needsRehash(user.password_hash)) {
+    // The hash was made with older argon2 parameters. The stored hash is compared, so a password
+    // changed in the meantime is not overwritten.
+    await tenant.db.query('UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1 AND password_hash = $3', [
+      user.id,
+      await hashPassword(attempt.password),
+      user.password_hash,
+    ]);
+  }
   await record(user.id, 'success');
   return (await findUserById(tenant.db, user.id)) ?? user;
 }
