@@ -114,6 +114,74 @@ describe('lockout and login activity', () => {
   });
 });
 
+describe('sign-in failure throttle', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    // The test client is its own trusted proxy, so X-Forwarded-For picks each attempt's address.
+    server = await startServer({ env: { TANSU_TRUSTED_PROXIES: '127.0.0.1' } });
+    await provisionTenant(server.baseUrl, await platformAdminToken(server.baseUrl, server.adminEmail, server.adminPassword), 'acme');
+    for (const email of ['real@example.com', 'steady@example.com']) {
+      const signedUp = await rest('POST', `${server.baseUrl}/identity/api/acme/auth/signup`, {
+        body: { email, password: 'the right passphrase' },
+        headers: { 'x-forwarded-for': '192.0.2.1' },
+      });
+      expect(signedUp.status).toBe(200);
+    }
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const signIn = (email: string, password: string, ip: string) =>
+    rest('POST', `${server.baseUrl}/identity/api/acme/auth/signin`, {
+      body: { email, password },
+      headers: { 'x-forwarded-for': ip },
+    });
+
+  test('unknown email locks like a real account', async () => {
+    for (let n = 0; n < 5; n++) {
+      expect((await signIn('real@example.com', `wrong ${n}`, '198.51.100.1')).status).toBe(401);
+      expect((await signIn('nobody@example.com', `wrong ${n}`, '198.51.100.2')).status).toBe(401);
+    }
+    const real = await signIn('real@example.com', 'the right passphrase', '198.51.100.1');
+    const unknown = await signIn('nobody@example.com', 'the right passphrase', '198.51.100.2');
+    expect(real.status).toBe(429);
+    expect(unknown.status).toBe(429);
+    expect(unknown.body.code).toBe(real.body.code);
+    expect(unknown.body.message).toBe(real.body.message);
+    expect(unknown.body.details.map((detail: { '@type': string }) => detail['@type'])).toEqual(
+      real.body.details.map((detail: { '@type': string }) => detail['@type']),
+    );
+    expect(unknown.body.details[0].reason).toBe('ACCOUNT_LOCKED');
+    for (const response of [real, unknown]) {
+      const retryAfter = Number(response.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThan(14 * 60);
+      expect(retryAfter).toBeLessThanOrEqual(15 * 60);
+    }
+  });
+
+  test('twenty failures throttle one IP', async () => {
+    for (let n = 0; n < 20; n++) {
+      expect((await signIn(`guess${n}@example.com`, 'a wrong passphrase', '203.0.113.50')).status).toBe(401);
+    }
+    const limited = await signIn('steady@example.com', 'the right passphrase', '203.0.113.50');
+    expect(limited.status).toBe(429);
+    expect(limited.body.details[0].reason).toBe('RATE_LIMITED');
+    expect(limited.body.details.map((detail: { '@type': string }) => detail['@type'])).toContain(
+      'type.googleapis.com/google.rpc.RetryInfo',
+    );
+    const retryAfter = Number(limited.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(14 * 60);
+    expect(retryAfter).toBeLessThanOrEqual(15 * 60);
+
+    // Another address keeps its own budget.
+    expect((await signIn('steady@example.com', 'the right passphrase', '203.0.113.51')).status).toBe(200);
+    const rows = await tenantQuery(server, 'acme', "SELECT ip FROM login_activity WHERE result = 'rate_limited'");
+    expect(rows.map((row) => row.ip)).toEqual(['203.0.113.50']);
+  });
+});
+
 describe('password rehash', () => {
   let server: TestServer;
 
