@@ -51,7 +51,8 @@ async function invite(email: string, role = 'TenantAdmin') {
   // Undoes quoted-printable soft line breaks and the encoded '=' before searching for the token.
   const body = mail.text.replace(/=\r?\n/g, '').replaceAll('=3D', '=');
   const token = /token=([A-Za-z0-9_-]{43})/.exec(body)![1];
-  return { invitation: created.body.invitation, token };
+  const link = /(https?:\/\/\S+\?token=[A-Za-z0-9_-]{43})/.exec(body)![1];
+  return { invitation: created.body.invitation, token, link };
 }
 
 const accept = (token: string, password = 'a perfectly fine passphrase') =>
@@ -106,5 +107,83 @@ describe('invitations', () => {
       body: { email: 'x@acme.test' },
     });
     expect(denied.status).toBe(403);
+  });
+});
+
+describe('invitation page', () => {
+  const postForm = (link: string, fields: Record<string, string>) =>
+    fetch(new URL('accept', link), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(fields),
+    });
+
+  test('mailed link page accepts the invitation', async () => {
+    const { link, token } = await invite('page@acme.test', 'User');
+    expect(new URL(link).pathname).toBe('/identity/acme/invitations/accept');
+    const page = await fetch(link);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+    const html = await page.text();
+    expect(html).toContain('page@acme.test');
+    expect(html).toContain('<form method="post" action="accept">');
+    expect(html).toContain(`name="token" value="${token}"`);
+    expect(html).toContain('<label for="password">');
+
+    const accepted = await postForm(link, {
+      token,
+      display_name: 'Page <Person>',
+      password: 'a perfectly fine passphrase',
+      password_confirmation: 'a perfectly fine passphrase',
+    });
+    expect(accepted.status).toBe(200);
+    expect(await accepted.text()).toContain('You can sign in now.');
+
+    const signedIn = await rest('POST', `${server.baseUrl}/identity/api/acme/auth/signin`, {
+      body: { email: 'page@acme.test', password: 'a perfectly fine passphrase' },
+    });
+    expect(signedIn.status).toBe(200);
+    expect(signedIn.body.user.displayName).toBe('Page <Person>');
+    expect((await fetch(link)).status).toBe(410);
+  });
+
+  test('weak or mismatched password shows the form again', async () => {
+    const { link, token } = await invite('weak@acme.test', 'User');
+    const weak = await postForm(link, { token, password: 'short', password_confirmation: 'short' });
+    expect(weak.status).toBe(400);
+    const weakHtml = await weak.text();
+    expect(weakHtml).toContain('role="alert"');
+    expect(weakHtml).toContain('<form method="post"');
+
+    const mismatched = await postForm(link, {
+      token,
+      password: 'a perfectly fine passphrase',
+      password_confirmation: 'another fine passphrase',
+    });
+    expect(mismatched.status).toBe(400);
+    expect(await mismatched.text()).toContain('The two passwords differ.');
+    expect((await fetch(link)).status).toBe(200);
+  });
+
+  test('unknown token gets no form', async () => {
+    const page = await fetch(`${server.baseUrl}/identity/acme/invitations/accept?token=%3Cscript%3E`);
+    expect(page.status).toBe(410);
+    const html = await page.text();
+    expect(html).not.toContain('<form');
+    expect(html).not.toContain('<script>');
+    const posted = await postForm(`${server.baseUrl}/identity/acme/invitations/accept`, {
+      token: 'not-a-token',
+      password: 'a perfectly fine passphrase',
+      password_confirmation: 'a perfectly fine passphrase',
+    });
+    expect(posted.status).toBe(410);
+  });
+
+  test('invited email is escaped on the page', async () => {
+    const { link } = await invite("o'brien&co@acme.test", 'User');
+    const html = await (await fetch(link)).text();
+    expect(html).toContain('o&#39;brien&amp;co@acme.test');
+    expect(html).not.toContain("o'brien&co@acme.test");
   });
 });

@@ -19,7 +19,8 @@ const providersUrl = (tenant: string) => `${server.baseUrl}/identity/api/${tenan
 const callbackOf = (tenant: string, provider: string) => `${server.baseUrl}/identity/api/${tenant}/auth/callback/${provider}`;
 
 beforeAll(async () => {
-  server = await startServer();
+  // The test client is its own trusted proxy, so it can send X-Forwarded-For like one.
+  server = await startServer({ env: { TANSU_TRUSTED_PROXIES: '127.0.0.1' } });
   const platformToken = await platformAdminToken(server.baseUrl, server.adminEmail, server.adminPassword);
   acmeAdmin = await adminTokenOf('acme', await provisionTenant(server.baseUrl, platformToken, 'acme'));
   widgetsAdmin = await adminTokenOf('widgets', await provisionTenant(server.baseUrl, platformToken, 'widgets'));
@@ -139,6 +140,19 @@ describe('sign-in with an OpenID provider', () => {
     const rejected = await signInWith('acme', 'google');
     expect(rejected.status).toBe(409);
     expect(rejected.body.error).toBe('email_not_verified');
+  });
+
+  test('callback records the forwarded client IP', async () => {
+    google.signInAs({ id: 'g-4004', email: 'forwarded@acme.test', emailVerified: true, name: 'Forwarded' });
+    const response = await followRedirects(`${server.baseUrl}/identity/api/acme/auth/authorize/google`, {
+      'x-forwarded-for': '203.0.113.9',
+    });
+    expect(response.status).toBe(200);
+    const { user } = await response.json();
+    const read = await rest('GET', `${server.baseUrl}/identity/api/acme/users/${user.id}`, { token: acmeAdmin });
+    expect(read.body.user.lastSignInIp).toBe('203.0.113.9');
+    const activity = await rest('GET', `${server.baseUrl}/identity/api/acme/login-activity?userId=${user.id}`, { token: acmeAdmin });
+    expect(activity.body.entries[0].ip).toBe('203.0.113.9');
   });
 
   test('an unknown state is rejected', async () => {

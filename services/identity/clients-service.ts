@@ -132,6 +132,8 @@ export function clientsRoutes(platform: Platform) {
           await recordAudit(db, { actor: caller.subject, action: 'client.update', target: request.clientId, details: changes });
           return rows[0];
         });
+        // Tokens the app got for itself follow a disable or enable at once in this process.
+        tenant.tokenStatus.forgetSubject(request.clientId);
         return create(UpdateClientResponseSchema, { client: toClientMessage(row) });
       },
 
@@ -152,6 +154,7 @@ export function clientsRoutes(platform: Platform) {
             details: { name: deleted.rows[0].name },
           });
         });
+        tenant.tokenStatus.forgetSubject(request.clientId);
         return create(DeleteClientResponseSchema, {});
       },
     });

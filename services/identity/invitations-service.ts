@@ -17,6 +17,7 @@ import { domainError, invalidArgument } from '../core/errors.ts';
 import { decodePageToken, encodePageToken, pageSize } from '../core/pagination.ts';
 import { inTransaction } from '../db/pool-handle.ts';
 import type { Platform } from '../platform/platform.ts';
+import type { TenantContext } from '../platform/tenant-registry.ts';
 import { requestedTenant } from './authenticate.ts';
 import { checkPasswordPolicy, hashPassword, isValidEmail, normalizeEmail } from './passwords.ts';
 import { startSession } from './sessions.ts';
@@ -144,44 +145,70 @@ export function invitationsRoutes(platform: Platform) {
 
       async acceptInvitation(request, context) {
         const tenant = await platform.tenants.get(requestedTenant(request.tenant, context.requestHeader));
-        const notUsable = () =>
-          domainError('INVITATION_NOT_USABLE', 'the invitation link is unknown, used, revoked or expired; ask for a new one');
-        if (!request.token) throw invalidArgument('token', 'token is required');
-        const settings = await tenant.settings();
-        const peek = await tenant.db.query<{ email: string }>('SELECT email FROM invitations WHERE token_hash = $1', [
-          hashToken(request.token),
-        ]);
-        if (!peek.rows[0]) throw notUsable();
-        const problems = checkPasswordPolicy(request.password, settings.passwordPolicy, { email: peek.rows[0].email });
-        if (problems.length > 0) {
-          throw domainError('WEAK_PASSWORD', `password rejected: ${problems.join('; ')}`, { metadata: { field: 'password' } });
-        }
-        const passwordHash = await hashPassword(request.password);
-
-        const userId = await inTransaction(tenant.db, async (db) => {
-          const { rows } = await db.query<InvitationRow>('SELECT * FROM invitations WHERE token_hash = $1 FOR UPDATE', [
-            hashToken(request.token),
-          ]);
-          const invitation = rows[0];
-          if (!invitation || stateOf(invitation) !== 'pending') throw notUsable();
-          const inserted = await db.query<{ id: string }>(
-            `INSERT INTO users (email, email_verified, display_name, password_hash) VALUES ($1, true, $2, $3)
-             ON CONFLICT (email) DO NOTHING RETURNING id`,
-            [invitation.email, request.displayName.trim().slice(0, 200), passwordHash],
-          );
-          if (!inserted.rows[0]) {
-            throw domainError('EMAIL_ALREADY_EXISTS', `a user with email ${invitation.email} already exists; sign in instead`);
-          }
-          const id = inserted.rows[0].id;
-          await db.query('INSERT INTO user_roles (user_id, role) VALUES ($1, $2)', [id, invitation.role]);
-          await db.query('UPDATE invitations SET accepted_at = now(), user_id = $2 WHERE id = $1', [invitation.id, id]);
-          await recordAudit(db, { actor: id, action: 'invitation.accept', target: invitation.id, details: { role: invitation.role } });
-          return id;
-        });
+        const userId = await acceptInvitation(tenant, request);
         const user = await findUserById(tenant.db, userId);
         if (!user) throw domainError('INTERNAL', 'the new user could not be read back');
         const tokens = await startSession(tenant, user);
         return create(AcceptInvitationResponseSchema, { ...tokens, expiresIn: BigInt(tokens.expiresIn), userId });
       },
     });
+}
+
+/** A pending invitation's email and role, found by its link token. */
+export interface PendingInvitation {
+  email: string;
+  role: string;
+}
+
+/** Finds the pending invitation of a link token; undefined when it is unknown, used, revoked or expired. */
+export async function findPendingInvitation(tenant: TenantContext, token: string): Promise<PendingInvitation | undefined> {
+  if (!token) return undefined;
+  const { rows } = await tenant.db.query<InvitationRow>('SELECT * FROM invitations WHERE token_hash = $1', [hashToken(token)]);
+  if (!rows[0] || stateOf(rows[0]) !== 'pending') return undefined;
+  return { email: rows[0].email, role: rows[0].role };
+}
+
+/**
+ * Accepts an invitation: creates the invited user with the password and the invitation's role,
+ * and marks the invitation used. Returns the new user's id. Throws INVITATION_NOT_USABLE for a
+ * token that is unknown, used, revoked or expired, WEAK_PASSWORD, and EMAIL_ALREADY_EXISTS.
+ */
+export async function acceptInvitation(
+  tenant: TenantContext,
+  request: { token: string; password: string; displayName: string },
+): Promise<string> {
+  const notUsable = () =>
+    domainError('INVITATION_NOT_USABLE', 'the invitation link is unknown, used, revoked or expired; ask for a new one');
+  if (!request.token) throw invalidArgument('token', 'token is required');
+  const settings = await tenant.settings();
+  const peek = await tenant.db.query<{ email: string }>('SELECT email FROM invitations WHERE token_hash = $1', [
+    hashToken(request.token),
+  ]);
+  if (!peek.rows[0]) throw notUsable();
+  const problems = checkPasswordPolicy(request.password, settings.passwordPolicy, { email: peek.rows[0].email });
+  if (problems.length > 0) {
+    throw domainError('WEAK_PASSWORD', `password rejected: ${problems.join('; ')}`, { metadata: { field: 'password' } });
+  }
+  const passwordHash = await hashPassword(request.password);
+
+  return inTransaction(tenant.db, async (db) => {
+    const { rows } = await db.query<InvitationRow>('SELECT * FROM invitations WHERE token_hash = $1 FOR UPDATE', [
+      hashToken(request.token),
+    ]);
+    const invitation = rows[0];
+    if (!invitation || stateOf(invitation) !== 'pending') throw notUsable();
+    const inserted = await db.query<{ id: string }>(
+      `INSERT INTO users (email, email_verified, display_name, password_hash) VALUES ($1, true, $2, $3)
+       ON CONFLICT (email) DO NOTHING RETURNING id`,
+      [invitation.email, request.displayName.trim().slice(0, 200), passwordHash],
+    );
+    if (!inserted.rows[0]) {
+      throw domainError('EMAIL_ALREADY_EXISTS', `a user with email ${invitation.email} already exists; sign in instead`);
+    }
+    const id = inserted.rows[0].id;
+    await db.query('INSERT INTO user_roles (user_id, role) VALUES ($1, $2)', [id, invitation.role]);
+    await db.query('UPDATE invitations SET accepted_at = now(), user_id = $2 WHERE id = $1', [invitation.id, id]);
+    await recordAudit(db, { actor: id, action: 'invitation.accept', target: invitation.id, details: { role: invitation.role } });
+    return id;
+  });
 }

@@ -5,10 +5,9 @@ import { SignJWT } from 'jose';
 
 import { ConnectError } from '@connectrpc/connect';
 import { inTransaction } from '../db/pool-handle.ts';
-import { contextValuesFor } from '../gateway/request-context.ts';
 import type { Platform } from '../platform/platform.ts';
 import type { TenantContext } from '../platform/tenant-registry.ts';
-import { clientIp } from '../server/client-ip.ts';
+import { fastifyClientIp } from '../server/client-ip.ts';
 import { findClient, verifyClientSecret, type ClientRow } from './clients.ts';
 import { errorPage, signInPage } from './oauth-sign-in-page.ts';
 import { signInWithPassword } from './password-sign-in.ts';
@@ -109,13 +108,6 @@ async function tenantOf(platform: Platform, request: FastifyRequest): Promise<Te
   }
 }
 
-function requestIp(platform: Platform, request: FastifyRequest): string {
-  const headers = new Headers();
-  const forwarded = request.headers['x-forwarded-for'];
-  if (typeof forwarded === 'string') headers.set('x-forwarded-for', forwarded);
-  return clientIp({ values: contextValuesFor(request.raw), requestHeader: headers } as never, platform.config.trustedProxies);
-}
-
 function sendOAuthError(reply: FastifyReply, error: OAuthError, basicChallenge = false) {
   if (error.status === 401 && basicChallenge) reply.header('www-authenticate', 'Basic realm="tansu"');
   return reply
@@ -196,7 +188,7 @@ async function authorize(platform: Platform, request: FastifyRequest, reply: Fas
     user = await signInWithPassword(tenant, {
       email: parameters.email ?? '',
       password: parameters.password ?? '',
-      ip: requestIp(platform, request),
+      ip: fastifyClientIp(request, platform.config.trustedProxies),
       userAgent: request.headers['user-agent'] ?? '',
       method: 'oauth2',
     });
@@ -575,6 +567,7 @@ const revoke: ProtocolHandler = async (platform, tenant, request, parameters) =>
       'INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING',
       [claims.jti, claims.exp],
     );
+    tenant.tokenStatus.markRevoked(claims.jti);
     await tenant.db.query('DELETE FROM revoked_access_tokens WHERE expires_at < now()');
     platform.logger.info({ tenant: tenant.id, client: client.client_id }, 'access token revoked');
   }

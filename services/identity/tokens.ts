@@ -29,7 +29,9 @@ export type TokenCheck =
   | 'AUDIENCE'
   | 'TENANT'
   | 'EXPIRED'
-  | 'NOT_YET_VALID';
+  | 'NOT_YET_VALID'
+  | 'REVOKED'
+  | 'SUBJECT_INACTIVE';
 
 /** Claims of a verified access token. */
 export interface AccessTokenClaims {

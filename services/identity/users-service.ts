@@ -157,6 +157,9 @@ export function usersRoutes(platform: Platform) {
             details: { email: user.email, revokedSessions: revoked },
           });
         });
+        // Access tokens of the user stop working at once in this process (other replicas see it
+        // within TOKEN_STATUS_MAX_AGE_MS).
+        tenant.tokenStatus.forgetSubject(request.userId);
         const user = await findUserById(tenant.db, request.userId);
         return create(DisableUserResponseSchema, { user: toUserMessage(user!) });
       },
@@ -172,6 +175,7 @@ export function usersRoutes(platform: Platform) {
           );
           await recordAudit(client, caller, { action: 'user.enabled', target: user.id, details: { email: user.email } });
         });
+        tenant.tokenStatus.forgetSubject(request.userId);
         const user = await findUserById(tenant.db, request.userId);
         return create(EnableUserResponseSchema, { user: toUserMessage(user!) });
       },
@@ -216,6 +220,7 @@ export function usersRoutes(platform: Platform) {
             details: { email: user.email, roles: user.roles },
           });
         });
+        tenant.tokenStatus.forgetSubject(request.userId);
         return create(DeleteUserResponseSchema, {});
       },
 

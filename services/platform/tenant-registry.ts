@@ -6,6 +6,7 @@ import { poolHandle, type Database } from '../db/pool-handle.ts';
 import type { TenantPools } from '../db/tenant-pools.ts';
 import { DEFAULT_IDENTITY_SETTINGS, loadIdentitySettings, type IdentitySettings } from '../identity/settings.ts';
 import { createKeyStore, type SigningKeyStore } from '../identity/signing-keys.ts';
+import { createTokenStatusCache, type TokenStatusCache } from '../identity/token-status.ts';
 import { assertTenantId } from './tenant-id.ts';
 
 /** A tenant's row in the platform database. */
@@ -26,6 +27,8 @@ export interface TenantContext {
   /** Token issuer, `<public base URL>/identity/<id>`. */
   readonly issuer: string;
   readonly keys: SigningKeyStore;
+  /** Whether access tokens are revoked or belong to a disabled subject, cached for a few seconds. */
+  readonly tokenStatus: TokenStatusCache;
   /** Effective identity settings, cached for a few seconds. */
   settings(): Promise<IdentitySettings>;
   /** Drops cached settings so the next read sees a change at once. */
@@ -102,6 +105,7 @@ export function createTenantRegistry(options: {
         table: 'signing_keys',
         rotationGraceSeconds,
       }),
+      tokenStatus: createTokenStatusCache(db),
       settings,
       invalidateSettings() {
         cachedSettings = undefined;

@@ -13,6 +13,7 @@ import { reflectionRoutes } from '../gateway/reflection.ts';
 import { contextValuesFor } from '../gateway/request-context.ts';
 import { rejectNulCharacters } from '../gateway/reject-nul.ts';
 import { registerRestTranscoding } from '../gateway/transcoder.ts';
+import { registerInvitationPage } from '../identity/invitation-page.ts';
 import { registerOAuthServer } from '../identity/oauth-server.ts';
 import { registerSocialSignIn } from '../identity/social/routes.ts';
 import type { Platform } from '../platform/platform.ts';
@@ -79,6 +80,7 @@ export async function buildApp(platform: Platform): Promise<App> {
     contextValues: (request) => contextValuesFor(request.raw),
   });
   registerOAuthServer(app, platform);
+  registerInvitationPage(app, platform);
   registerSocialSignIn(app, platform);
 
   registerHttpInvocation(app, platform);

@@ -149,7 +149,7 @@ export async function startGithubFake(client: { clientId: string; clientSecret: 
  * Follows redirects from `url` like a browser (keeping cookies per host) until a response is
  * not a redirect, and returns it.
  */
-export async function followRedirects(url: string): Promise<Response> {
+export async function followRedirects(url: string, headers: Record<string, string> = {}): Promise<Response> {
   const jars = new Map<string, Map<string, string>>();
   let current = url;
   for (let hop = 0; hop < 20; hop++) {
@@ -157,7 +157,7 @@ export async function followRedirects(url: string): Promise<Response> {
     const jar = jars.get(host) ?? new Map<string, string>();
     jars.set(host, jar);
     const cookie = [...jar].map(([name, value]) => `${name}=${value}`).join('; ');
-    const response = await fetch(current, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+    const response = await fetch(current, { redirect: 'manual', headers: cookie ? { ...headers, cookie } : headers });
     for (const line of response.headers.getSetCookie()) {
       const [pair] = line.split(';');
       const separator = pair.indexOf('=');

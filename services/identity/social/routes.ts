@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { inTransaction } from '../../db/pool-handle.ts';
 import type { Platform } from '../../platform/platform.ts';
 import type { TenantContext } from '../../platform/tenant-registry.ts';
+import { fastifyClientIp } from '../../server/client-ip.ts';
 import { normalizeEmail } from '../passwords.ts';
 import { startSession } from '../sessions.ts';
 import { findUserById, toUserMessage, type UserRow } from '../users.ts';
@@ -121,11 +122,12 @@ async function callback(platform: Platform, request: FastifyRequest, reply: Fast
   }
 
   const user = await resolveUser(tenant, config.kind, profile);
+  const ip = fastifyClientIp(request, platform.config.trustedProxies);
   await tenant.db.query(
     `INSERT INTO login_activity (user_id, email, ip, user_agent, result, method) VALUES ($1, $2, $3, $4, 'success', $5)`,
-    [user.id, user.email, request.ip, String(request.headers['user-agent'] ?? '').slice(0, 512), config.kind],
+    [user.id, user.email, ip, String(request.headers['user-agent'] ?? '').slice(0, 512), config.kind],
   );
-  await tenant.db.query('UPDATE users SET last_sign_in_at = now(), last_sign_in_ip = $2 WHERE id = $1', [user.id, request.ip]);
+  await tenant.db.query('UPDATE users SET last_sign_in_at = now(), last_sign_in_ip = $2 WHERE id = $1', [user.id, ip]);
   const tokens = await startSession(tenant, user);
   platform.logger.info({ tenant: tenant.id, provider: config.kind, user: user.id }, 'user signed in with a provider');
   return reply.send({ ...tokens, user: toUserMessageJson(user) });
