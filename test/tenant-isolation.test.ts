@@ -82,6 +82,15 @@ describe('cross-tenant tokens', () => {
     expect(own.body.user.email).toBe('both@example.com');
   });
 
+  test('malformed tenant id is INVALID_ARGUMENT for any token', async () => {
+    const acme = await signIn('acme', 'both@example.com');
+    const response = await rest('GET', `${server.baseUrl}/data/api/Bad_Tenant/collections/notes/documents`, {
+      token: acme.body.accessToken,
+    });
+    expect(response.status).toBe(400);
+    expect(response.body.details[0].reason).toBe('INVALID_TENANT_ID');
+  });
+
   test('acme refresh token is rejected by widgets', async () => {
     const acme = await signIn('acme', 'both@example.com');
     const response = await rest('POST', `${server.baseUrl}/identity/api/widgets/auth/refresh`, {

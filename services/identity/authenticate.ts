@@ -1,8 +1,10 @@
-import type { HandlerContext } from '@connectrpc/connect';
+import { ConnectError, type HandlerContext } from '@connectrpc/connect';
 import { decodeJwt, type JWTPayload } from 'jose';
 
+import { ErrorInfoSchema } from '#gen/google/rpc/error_details_pb.js';
 import { domainError } from '../core/errors.ts';
 import type { Platform } from '../platform/platform.ts';
+import { assertTenantId } from '../platform/tenant-id.ts';
 import { verifyAccessToken, type AccessTokenClaims } from './tokens.ts';
 
 /** The verified sender of a request. */
@@ -63,8 +65,14 @@ export async function authenticate(platform: Platform, headers: Headers): Promis
   let tenant;
   try {
     tenant = await platform.tenants.get(claimedTenant);
-  } catch {
-    throw domainError('INVALID_TOKEN', 'the access token was issued by an unknown tenant');
+  } catch (error) {
+    // Only an unknown tenant makes the token invalid. Any other failure (the platform database
+    // being unreachable, say) must not tell clients to discard a good token.
+    const reason = error instanceof ConnectError ? error.findDetails(ErrorInfoSchema)[0]?.reason : undefined;
+    if (reason === 'TENANT_NOT_FOUND' || reason === 'INVALID_TENANT_ID') {
+      throw domainError('INVALID_TOKEN', 'the access token was issued by an unknown tenant');
+    }
+    throw error;
   }
   const claims = await verifyAccessToken(token, {
     issuer: tenant.issuer,
@@ -125,6 +133,9 @@ export async function requireTenantCaller(
   tenantId: string,
   options: { role?: string; scope?: string; allowPlatformAdmin?: boolean } = {},
 ): Promise<Caller> {
+  // A malformed id is INVALID_ARGUMENT for every caller; checking its shape reveals nothing
+  // about which tenants exist.
+  assertTenantId(tenantId, 'tenant');
   const caller = await requireCaller(platform, context);
   if (caller.isPlatformAdmin) {
     if (options.allowPlatformAdmin) return caller;
