@@ -4,6 +4,7 @@ import fastify, { type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 
 import { file_grpc_health_v1_health } from '#gen/grpc/health/v1/health_pb.js';
+import { registerDashboard } from '../../dashboard/serve.ts';
 import { registerHttpInvocation } from '../functions/http-invocation.ts';
 import { createHealthService } from '../gateway/health.ts';
 import { dualProtocolServerFactory } from '../gateway/listen.ts';
@@ -77,6 +78,7 @@ export async function buildApp(platform: Platform): Promise<App> {
   registerSocialSignIn(app, platform);
 
   registerHttpInvocation(app, platform);
+  registerDashboard(app, platform.logger);
 
   app.get('/health/live', async () => ({ status: 'ok' }));
   app.get('/health/ready', async (_request, reply) => {
