@@ -31,9 +31,18 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return element;
 }
 
-/** Creates a labelled form control: the label text and the control inside one `<label>`. */
-export function field(label: string, control: HTMLElement, hint?: string): HTMLLabelElement {
-  return el('label', { class: 'field' }, el('span', {}, label), control, hint ? el('small', {}, hint) : null);
+let nextId = 0;
+
+/**
+ * Creates a labelled form control: a `<label for>` naming the control, and a hint tied to it
+ * with `aria-describedby`, so the hint is read with the control but is not part of its name.
+ */
+export function field(label: string, control: HTMLElement, hint?: string): HTMLElement {
+  nextId += 1;
+  control.id ||= `field-${nextId}`;
+  const hintElement = hint ? el('small', { id: `${control.id}-hint` }, hint) : null;
+  if (hintElement) control.setAttribute('aria-describedby', hintElement.id);
+  return el('div', { class: 'field' }, el('label', { for: control.id }, label), control, hintElement);
 }
 
 /** Replaces the children of `parent` with `children`. */
@@ -57,7 +66,7 @@ export function describeError(error: unknown): { message: string; reason?: strin
 /** Builds an alert box for a failed call, naming its reason as a code the reader can look up. */
 export function errorBox(error: unknown): HTMLElement {
   const { message, reason } = describeError(error);
-  return el('div', { class: 'error', role: 'alert' }, el('strong', {}, 'Error: '), message, reason ? el('code', { class: 'reason' }, reason) : null);
+  return el('div', { class: 'error', role: 'alert' }, el('strong', {}, 'Error: '), message, reason ? ' ' : null, reason ? el('code', { class: 'reason', title: 'Error reason' }, reason) : null);
 }
 
 /** Builds a status line that screen readers announce. */
