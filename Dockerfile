@@ -18,6 +18,7 @@ COPY prisma prisma
 COPY scripts/require-node.ts scripts/require-node.ts
 COPY sdk/ts/src sdk/ts/src
 COPY services services
+COPY dashboard dashboard
 
 RUN mkdir -p /var/lib/tansu && chown node:node /var/lib/tansu
 USER node

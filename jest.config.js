@@ -21,6 +21,7 @@ export default {
     '<rootDir>/envoy/**/*.test.ts',
     '<rootDir>/prisma/**/*.test.ts',
     '<rootDir>/scripts/**/*.test.ts',
+    '<rootDir>/dashboard/**/*.test.ts',
   ],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',

@@ -5,6 +5,7 @@ import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 
 import { file_google_rpc_error_details } from '#gen/google/rpc/error_details_pb.js';
 import { file_grpc_health_v1_health } from '#gen/grpc/health/v1/health_pb.js';
+import { registerDashboard } from '../../dashboard/serve.ts';
 import { connectErrorFromDatabase, databaseErrorSummary } from '../core/database-errors.ts';
 import { registerHttpInvocation } from '../functions/http-invocation.ts';
 import { createHealthService } from '../gateway/health.ts';
@@ -84,6 +85,7 @@ export async function buildApp(platform: Platform): Promise<App> {
   registerSocialSignIn(app, platform);
 
   registerHttpInvocation(app, platform);
+  registerDashboard(app, platform.logger);
 
   app.get('/health/live', async () => ({ status: 'ok' }));
   app.get('/health/ready', async (_request, reply) => {
