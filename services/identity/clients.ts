@@ -76,6 +76,8 @@ export async function verifyClientSecret(client: ClientRow | undefined, secret: 
   return verifyPassword(client.secret_hash, secret);
 }
 
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
 /**
  * Checks a redirect URI for registration: absolute, no fragment (RFC 6749 section 3.1.2).
  * Private-use schemes such as `com.acme.app:/cb` are allowed for native apps (RFC 8252).
@@ -91,6 +93,11 @@ export function redirectUriProblem(uri: string): string | undefined {
   if (parsed.hash || uri.includes('#')) return `redirect URI "${uri}" must not contain a fragment`;
   if (parsed.protocol === 'javascript:' || parsed.protocol === 'data:') {
     return `redirect URI "${uri}" uses a forbidden scheme`;
+  }
+  if (uri.includes('*')) return `redirect URI "${uri}" must not contain a wildcard; register each URI exactly`;
+  // RFC 8252 section 8.3: plain http only for loopback redirects of native apps.
+  if (parsed.protocol === 'http:' && !LOOPBACK_HOSTS.has(parsed.hostname)) {
+    return `redirect URI "${uri}" must use https, or http only on a loopback address such as 127.0.0.1`;
   }
   if (uri.length > 2000) return 'a redirect URI may be at most 2000 characters';
   return undefined;

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 
 import { invalidArgument } from '../core/errors.ts';
+import { isIanaTimeZone } from '../core/time-zone.ts';
 import type { PasswordPolicy as PasswordRules } from './passwords.ts';
 
 /** Password rules of a tenant: the checks of passwords.ts plus the reuse history. */
@@ -220,13 +221,7 @@ export function validateSetting(definition: SettingDefinition, value: unknown): 
 
 /** Reports whether `name` is an IANA time zone that this runtime's Intl data contains. */
 export function isTimeZone(name: string): boolean {
-  if (name === '' || name.length > 64) return false;
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: name });
-    return true;
-  } catch {
-    return false;
-  }
+  return isIanaTimeZone(name);
 }
 
 /** Reads the `name → value` rows of a settings table. */

@@ -21,6 +21,7 @@
  * - Several wall times that map to the same instant fire once.
  */
 import { domainError } from '../core/errors.ts';
+import { isIanaTimeZone } from '../core/time-zone.ts';
 
 /** A parsed cron expression; build one with {@link parseCron}. */
 export interface CronSchedule {
@@ -275,6 +276,7 @@ const formatters = new Map<string, Intl.DateTimeFormat>();
 function formatterFor(timeZone: string): Intl.DateTimeFormat {
   let formatter = formatters.get(timeZone);
   if (formatter) return formatter;
+  if (!isIanaTimeZone(timeZone)) throw invalidTimeZone(timeZone);
   try {
     formatter = new Intl.DateTimeFormat('en-US', {
       timeZone,
@@ -287,14 +289,17 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
       second: 'numeric',
     });
   } catch (error) {
-    throw domainError(
-      'INVALID_ARGUMENT',
-      `invalid time zone "${timeZone}": use an IANA name such as "Europe/Berlin" or "UTC"`,
-      { metadata: { field: 'time_zone' }, cause: error },
-    );
+    throw invalidTimeZone(timeZone, error);
   }
   formatters.set(timeZone, formatter);
   return formatter;
+}
+
+function invalidTimeZone(timeZone: string, cause?: unknown) {
+  return domainError('INVALID_ARGUMENT', `invalid time zone "${timeZone}": use an IANA name such as "Europe/Berlin" or "UTC"`, {
+    metadata: { field: 'time_zone' },
+    cause,
+  });
 }
 
 /**
