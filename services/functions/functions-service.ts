@@ -47,7 +47,7 @@ import {
   type FunctionVersionRecord,
 } from './function-store.ts';
 import { authorizeInvocation } from './invocation-auth.ts';
-import { invokeFunction } from './invoke.ts';
+import { invokeFunction, prepareActiveVersion } from './invoke.ts';
 import { checkRequestedLimits, functionCeilings } from './limits.ts';
 
 function toFunctionMessage(record: FunctionRecord): FunctionMessage {
@@ -169,6 +169,7 @@ export function functionsRoutes(platform: Platform) {
           limits,
         });
         platform.functions.versions.forget(tenant.id, request.name);
+        prepareActiveVersion(platform.functions, tenant, request.name);
         platform.logger.info(
           { tenant: tenant.id, function: request.name, version: deployed.version.version, author: subject },
           'function deployed',
@@ -208,6 +209,7 @@ export function functionsRoutes(platform: Platform) {
         assertFunctionName(request.name);
         const record = await activateVersion(tenant.db, request.name, request.version);
         platform.functions.versions.forget(tenant.id, request.name);
+        prepareActiveVersion(platform.functions, tenant, request.name);
         platform.logger.info(
           { tenant: tenant.id, function: request.name, version: request.version, author: subject },
           'function version activated',

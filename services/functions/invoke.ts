@@ -139,3 +139,26 @@ function hostCalls(functions: FunctionsHost, tenant: TenantContext): HostCalls {
     },
   };
 }
+
+/**
+ * Loads the active version of a function into the runtime ahead of its first call, after a
+ * deploy or activation. Runs in the background: failures are logged at warn and leave the first
+ * call to start cold.
+ */
+export function prepareActiveVersion(functions: FunctionsHost, tenant: TenantContext, name: string): void {
+  const prepared = (async () => {
+    const active = (await functions.versions.get(tenant.id, tenant.db, name))?.active;
+    if (!active) return;
+    const settings = await tenant.settings();
+    await functions.runtime.prepare({
+      tenant: tenant.id,
+      functionName: name,
+      version: active.version,
+      code: active.compiled,
+      limits: executionLimits(active, functionCeilings(settings)),
+    });
+  })();
+  prepared.catch((error: unknown) => {
+    functions.logger.warn({ err: error, tenant: tenant.id, function: name }, 'preparing a function version failed');
+  });
+}

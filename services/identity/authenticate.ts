@@ -49,9 +49,10 @@ const verifiedTokens = new WeakMap<Platform, Map<string, VerifiedToken>>();
  * key set and issuer to verify against; the verifier then requires the same `tid` in the
  * verified claims, so a token can only ever speak for the tenant that signed it.
  *
- * A verified token is remembered by its exact text for up to 30 s, never past its `exp`, because
- * the RS256 check took about 0.1 ms of main-thread CPU per call in a profile. A remembered token is accepted
- * only while its tenant exists and its signing key is still published, as on a full check.
+ * A verified token is remembered by its exact text for up to 30 s, never past its `exp`,
+ * because the RS256 check took about 0.1 ms of main-thread CPU per call in a profile. A
+ * remembered token is accepted only while its tenant exists and its signing key is still
+ * published, as on a full check.
  */
 export async function authenticate(platform: Platform, headers: Headers): Promise<Caller | undefined> {
   const token = bearerToken(headers);
