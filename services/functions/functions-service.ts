@@ -47,7 +47,7 @@ import {
   type FunctionVersionRecord,
 } from './function-store.ts';
 import { authorizeInvocation } from './invocation-auth.ts';
-import { invokeFunction } from './invoke.ts';
+import { invokeFunction, prepareActiveVersion } from './invoke.ts';
 import { checkRequestedLimits, functionCeilings } from './limits.ts';
 
 function toFunctionMessage(record: FunctionRecord): FunctionMessage {
@@ -127,6 +127,7 @@ export function functionsRoutes(platform: Platform) {
         const ceilings = functionCeilings(await tenant.settings());
         const limits = checkRequestedLimits(request.limits ?? { timeoutMs: 0, memoryMb: 0 }, ceilings);
         const record = await insertFunction(tenant.db, request.name, request.public, limits);
+        platform.functions.versions.forget(tenant.id, request.name);
         return create(CreateFunctionResponseSchema, { function: toFunctionMessage(record) });
       },
 
@@ -167,6 +168,8 @@ export function functionsRoutes(platform: Platform) {
           public: request.public,
           limits,
         });
+        platform.functions.versions.forget(tenant.id, request.name);
+        prepareActiveVersion(platform.functions, tenant, request.name);
         platform.logger.info(
           { tenant: tenant.id, function: request.name, version: deployed.version.version, author: subject },
           'function deployed',
@@ -205,6 +208,8 @@ export function functionsRoutes(platform: Platform) {
         const { tenant, subject } = await adminTenant(request.tenant, context);
         assertFunctionName(request.name);
         const record = await activateVersion(tenant.db, request.name, request.version);
+        platform.functions.versions.forget(tenant.id, request.name);
+        prepareActiveVersion(platform.functions, tenant, request.name);
         platform.logger.info(
           { tenant: tenant.id, function: request.name, version: request.version, author: subject },
           'function version activated',
@@ -216,6 +221,7 @@ export function functionsRoutes(platform: Platform) {
         const { tenant, subject } = await adminTenant(request.tenant, context);
         assertFunctionName(request.name);
         await deleteFunction(tenant.db, request.name);
+        platform.functions.versions.forget(tenant.id, request.name);
         platform.logger.info({ tenant: tenant.id, function: request.name, author: subject }, 'function deleted');
         return create(DeleteFunctionResponseSchema, {});
       },
@@ -249,6 +255,7 @@ export function functionsRoutes(platform: Platform) {
         const { tenant } = await adminTenant(request.tenant, context);
         assertFunctionName(request.name);
         await getFunction(tenant.db, request.name);
+        await platform.functions.recorder.flush(tenant.id);
         const { executions, nextPageToken } = await listExecutions(tenant.db, {
           functionName: request.name,
           status: request.status,
@@ -263,6 +270,7 @@ export function functionsRoutes(platform: Platform) {
       async getExecution(request, context) {
         const { tenant } = await adminTenant(request.tenant, context);
         assertFunctionName(request.name);
+        await platform.functions.recorder.flush(tenant.id);
         const record = await getExecution(tenant.db, request.name, request.executionId);
         return create(GetExecutionResponseSchema, { execution: toExecutionMessage(record) });
       },

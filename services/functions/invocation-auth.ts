@@ -27,8 +27,8 @@ export async function authorizeInvocation(
   const tenant = await platform.tenants.get(tenantId);
   if (caller && (caller.isPlatformAdmin || caller.scopes.includes(EXECUTE_SCOPE))) return { tenant, caller };
 
-  const { rows } = await tenant.db.query<{ public: boolean }>('SELECT public FROM functions WHERE name = $1', [functionName]);
-  if (rows[0]?.public) return { tenant, caller };
+  const entry = await platform.functions.versions.get(tenant.id, tenant.db, functionName);
+  if (entry?.public) return { tenant, caller };
   if (caller) throw domainError('PERMISSION_DENIED', `calling this function needs the ${EXECUTE_SCOPE} scope`);
   throw domainError('UNAUTHENTICATED', `calling this function needs an access token with the ${EXECUTE_SCOPE} scope`);
 }

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
 import { domainError, retryLaterError } from '../core/errors.ts';
-import type { Database } from '../db/pool-handle.ts';
 import type { TenantContext } from '../platform/tenant-registry.ts';
 import type { FunctionsHost } from './functions-host.ts';
 import { executionLimits, functionCeilings } from './limits.ts';
@@ -25,7 +24,7 @@ export interface InvocationTrigger {
   source?: string;
 }
 
-/** The outcome of one invocation, after its execution row is written. */
+/** The outcome of one invocation. Its execution row may still be on its way to the database. */
 export interface InvocationOutcome {
   executionId: string;
   status: 'succeeded' | 'error' | 'timeout' | 'cpu_limit' | 'memory_limit';
@@ -34,18 +33,22 @@ export interface InvocationOutcome {
   /** Failure description for the tenant: the function's error and stack, or the limit breached. */
   error?: string;
   durationMs: number;
+  /**
+   * Settles when the execution row is written; rejects when writing it failed (the recorder
+   * has logged that). Callers that report success onwards, such as trigger deliveries, await it.
+   */
+  recorded: Promise<void>;
 }
 
-interface ActiveVersion {
-  version: number;
-  compiled: string;
-  timeoutMs: number | null;
-  memoryMb: number | null;
-}
+/** Queued execution rows of one tenant above which a call waits for its own row to be written. */
+const MAX_QUEUED_ROWS = 1000;
 
 /**
  * Runs the active version of a tenant function and records the execution row with the trigger
- * type and source. Every trigger counts against the tenant's executions per minute.
+ * type and source. The row is written after this resolves (see `recorded`), unless the tenant's
+ * queue of unwritten rows is long, in which case this waits for it, so a slow database slows
+ * callers down instead of filling memory. Every trigger counts against the tenant's executions
+ * per minute.
  *
  * Throws NOT_FOUND when the function or an active version is missing. Throws RATE_LIMITED
  * (RESOURCE_EXHAUSTED, with a retry delay) when the tenant has used up its executions for now.
@@ -58,7 +61,12 @@ export async function invokeFunction(
   name: string,
   input: { request: InvocationRequest; trigger: InvocationTrigger },
 ): Promise<InvocationOutcome> {
-  const active = await loadActiveVersion(tenant.db, name);
+  const active = (await functions.versions.get(tenant.id, tenant.db, name))?.active;
+  if (!active) {
+    throw domainError('NOT_FOUND', `function "${name}" does not exist or has no active version`, {
+      metadata: { function: name },
+    });
+  }
   const settings = await tenant.settings();
 
   const retryAfter = functions.rateLimiter.take(tenant.id, settings.functionExecutionsPerMinute);
@@ -89,23 +97,21 @@ export async function invokeFunction(
     throw domainError('UNAVAILABLE', 'the function runtime is not accepting executions; retry later', { cause: error });
   }
 
-  await tenant.db.query(
-    `INSERT INTO executions
-       (id, function_name, version, trigger_type, trigger_source, started_at, duration_ms, status, error, logs)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-    [
-      executionId,
-      name,
-      active.version,
-      input.trigger.type,
-      input.trigger.source ?? null,
-      startedAt,
-      result.durationMs,
-      result.status,
-      result.error ?? null,
-      JSON.stringify(result.logs),
-    ],
-  );
+  const recorded = functions.recorder.record(tenant.id, tenant.db, {
+    id: executionId,
+    functionName: name,
+    version: active.version,
+    triggerType: input.trigger.type,
+    triggerSource: input.trigger.source ?? null,
+    startedAt,
+    durationMs: result.durationMs,
+    status: result.status,
+    error: result.error ?? null,
+    logs: result.logs,
+  });
+  // Marks the rejection handled; a caller that awaits `recorded` still gets it.
+  recorded.catch(() => undefined);
+  if (functions.recorder.pendingRows(tenant.id) > MAX_QUEUED_ROWS) await recorded;
 
   const fields = { tenant: tenant.id, function: name, version: active.version, execution: executionId };
   if (result.status === 'succeeded') {
@@ -120,24 +126,8 @@ export async function invokeFunction(
     response: result.response,
     error: result.error,
     durationMs: result.durationMs,
+    recorded,
   };
-}
-
-async function loadActiveVersion(db: Database, name: string): Promise<ActiveVersion> {
-  const { rows } = await db.query<ActiveVersion>(
-    `SELECT v.version, v.compiled, f.timeout_ms AS "timeoutMs", f.memory_mb AS "memoryMb"
-       FROM functions f
-       JOIN function_versions v ON v.function_name = f.name AND v.version = f.active_version
-      WHERE f.name = $1`,
-    [name],
-  );
-  const active = rows[0];
-  if (!active) {
-    throw domainError('NOT_FOUND', `function "${name}" does not exist or has no active version`, {
-      metadata: { function: name },
-    });
-  }
-  return active;
 }
 
 function hostCalls(functions: FunctionsHost, tenant: TenantContext): HostCalls {
@@ -148,4 +138,27 @@ function hostCalls(functions: FunctionsHost, tenant: TenantContext): HostCalls {
       return readSecret(functions.secretBox, tenant, secretName);
     },
   };
+}
+
+/**
+ * Loads the active version of a function into the runtime ahead of its first call, after a
+ * deploy or activation. Runs in the background: failures are logged at warn and leave the first
+ * call to start cold.
+ */
+export function prepareActiveVersion(functions: FunctionsHost, tenant: TenantContext, name: string): void {
+  const prepared = (async () => {
+    const active = (await functions.versions.get(tenant.id, tenant.db, name))?.active;
+    if (!active) return;
+    const settings = await tenant.settings();
+    await functions.runtime.prepare({
+      tenant: tenant.id,
+      functionName: name,
+      version: active.version,
+      code: active.compiled,
+      limits: executionLimits(active, functionCeilings(settings)),
+    });
+  })();
+  prepared.catch((error: unknown) => {
+    functions.logger.warn({ err: error, tenant: tenant.id, function: name }, 'preparing a function version failed');
+  });
 }

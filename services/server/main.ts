@@ -80,7 +80,14 @@ async function main(): Promise<void> {
   platform.setPublicBaseUrl(baseUrl);
 
   const workers = createTenantWorkers(platform);
-  platform.provisioning.hooks = { afterProvision: (id) => workers.start(id), beforeDelete: (id) => workers.stop(id) };
+  platform.provisioning.hooks = {
+    afterProvision: (id) => workers.start(id),
+    async beforeDelete(id) {
+      await workers.stop(id);
+      await platform.functions.recorder.flush(id);
+      platform.functions.versions.forgetTenant(id);
+    },
+  };
   await workers.startAll();
 
   const demoMessage = config.createDemoTenant ? await ensureDemoTenant(platform) : undefined;

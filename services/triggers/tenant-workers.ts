@@ -88,6 +88,8 @@ export function createTenantWorkers(platform: Platform, options: TenantWorkersOp
         request: { method: 'POST', path: '/', query: {}, headers: { 'content-type': 'application/json' }, body: eventBody(delivery) },
         trigger: { type: delivery.replayed ? 'replay' : 'event', source: delivery.event.id },
       });
+      // The delivery counts as done only once its execution row is stored.
+      await outcome.recorded;
       return toInvokeResult(outcome);
     };
   }
@@ -105,6 +107,8 @@ export function createTenantWorkers(platform: Platform, options: TenantWorkersOp
         },
         trigger: { type: 'schedule', source: slot },
       });
+      // The delivery counts as done only once its execution row is stored.
+      await outcome.recorded;
       return toInvokeResult(outcome);
     };
   }

@@ -386,3 +386,43 @@ describe('function runtime limits', () => {
     await expect(execute(trivial, { host: { 'a.__proto__': async () => null } })).rejects.toThrow('reserved');
   });
 });
+
+describe('preparing a version', () => {
+  const prepared = (code: string, functionName: string, limits: ExecutionLimits = defaultLimits) =>
+    runtime.prepare({ tenant: 'acme', functionName, version: 1, code, limits });
+  const run = (code: string, functionName: string) =>
+    runtime.execute({ tenant: 'acme', functionName, version: 1, executionId: `exec-${functionName}`, code, request, limits: defaultLimits, host: {} });
+
+  it('evaluates the module before the first execution', async () => {
+    const { code } = compileFunction('const loadedAt = Date.now();\nexport default () => ({ loadedAt });', 'javascript');
+    await prepared(code, 'prepared-early');
+    const afterPrepare = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const result = await run(code, 'prepared-early');
+    expect(result.status).toBe('succeeded');
+    expect((result.response?.body as { loadedAt: number }).loadedAt).toBeLessThanOrEqual(afterPrepare);
+  });
+
+  it('an execution during preparation reuses its isolate', async () => {
+    const { code } = compileFunction('let calls = 0;\nexport default () => ({ calls: ++calls });', 'javascript');
+    const preparing = prepared(code, 'prepared-joined');
+    const first = await run(code, 'prepared-joined');
+    await preparing;
+    const second = await run(code, 'prepared-joined');
+    expect(first.response?.body).toEqual({ calls: 1 });
+    expect(second.response?.body).toEqual({ calls: 2 });
+  });
+
+  it('leaves a failing module to its first execution', async () => {
+    const { code } = compileFunction('throw new Error("broken at load");\nexport default () => 1;', 'javascript');
+    await expect(prepared(code, 'prepared-broken')).resolves.toBeUndefined();
+    const result = await run(code, 'prepared-broken');
+    expect(result.status).toBe('error');
+    expect(result.error).toContain('broken at load');
+  });
+
+  it('stops a module whose top level spins', async () => {
+    const { code } = compileFunction('while (true) {}\nexport default () => 1;', 'javascript');
+    await expect(prepared(code, 'prepared-spinning', { timeoutMs: 200, cpuMs: 200, memoryMb: 64 })).resolves.toBeUndefined();
+  });
+});

@@ -4,7 +4,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 
 import type { ExecutionResult, ExecutionTask, HostCalls } from './types.ts';
-import type { HostCallMessage, HostCallReply, WorkerSettings, WorkerTask } from './worker.ts';
+import type { HostCallMessage, HostCallReply, PrepareTask, WorkerSettings, WorkerTask } from './worker.ts';
 
 export type * from './types.ts';
 
@@ -48,6 +48,15 @@ export interface FunctionRuntime {
    * limits included; rejects only for invalid arguments or a closed runtime.
    */
   execute(task: ExecutionTask): Promise<ExecutionResult>;
+  /**
+   * Loads a version into an idle isolate of one worker, so that its first execution there is
+   * warm. An execution that arrives while the isolate is being prepared waits for it.
+   * Resolves when the isolate is ready or was discarded; the module's own errors surface on
+   * the first execution, not here.
+   * NOTE: piscina picks the worker, so with several workers an execution may still land on a
+   * worker that has not loaded the version and start cold there.
+   */
+  prepare(task: Omit<ExecutionTask, 'executionId' | 'request' | 'host'>): Promise<void>;
   /** Stops the workers; executions still running end with a rejection. */
   close(): Promise<void>;
 }
@@ -154,6 +163,19 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
         clearTimeout(backstop);
         port1.close();
       }
+    },
+
+    async prepare(task) {
+      checkTask({ ...task, executionId: '', request: { method: 'GET', path: '/', query: {}, headers: {}, body: null }, host: {} });
+      const prepareTask: PrepareTask = {
+        prepare: true,
+        tenant: task.tenant,
+        functionName: task.functionName,
+        version: task.version,
+        code: task.code,
+        limits: task.limits,
+      };
+      await pool.run(prepareTask);
     },
 
     async close() {

@@ -38,6 +38,16 @@ export interface WorkerTask {
   port: MessagePort;
 }
 
+/** A request to load a version into an idle isolate ahead of its first execution. */
+export interface PrepareTask {
+  prepare: true;
+  tenant: string;
+  functionName: string;
+  version: number;
+  code: string;
+  limits: { timeoutMs: number; cpuMs: number; memoryMb: number };
+}
+
 /** A host call request from the worker to the main thread. */
 export interface HostCallMessage {
   id: number;
@@ -78,9 +88,65 @@ const staleReply = JSON.stringify({ stale: true });
 const logLevels = new Set(['debug', 'info', 'warn', 'error']);
 let nextSeq = 1;
 let nextHostCallId = 1;
+// Isolates being prepared, by cache key, so an execution that arrives meanwhile waits for the
+// prepared isolate instead of starting a second one.
+const preparing = new Map<string, { code: string; done: Promise<void> }>();
+
+function cacheKey(task: { tenant: string; functionName: string; version: number; limits: { memoryMb: number } }) {
+  return [task.tenant, task.functionName, task.version, task.limits.memoryMb].join('\u0000');
+}
+
+/** Runs one execution, or prepares an isolate for a {@link PrepareTask}. */
+export default async function run(task: WorkerTask | PrepareTask): Promise<ExecutionResult | undefined> {
+  if ('prepare' in task) {
+    await prepare(task);
+    return undefined;
+  }
+  return execute(task);
+}
+
+/**
+ * Creates an isolate with the version's module evaluated and leaves it idle in the cache,
+ * unless one is there already. The module's top-level code runs under the version's time, CPU
+ * and memory limits. A failure only discards the isolate, and the first execution reports it.
+ */
+async function prepare(task: PrepareTask): Promise<void> {
+  const key = cacheKey(task);
+  const idle = cache.take(key, task.code);
+  if (idle) {
+    cache.put(idle);
+    return;
+  }
+  if (preparing.get(key)?.code === task.code) return;
+
+  const isolate = new ivm.Isolate({ memoryLimit: task.limits.memoryMb, onCatastrophicError });
+  const deadline = setTimeout(() => isolate.dispose(), task.limits.timeoutMs);
+  const cpuLimitNs = BigInt(Math.round(task.limits.cpuMs * 1e6));
+  const cpuPoll = setInterval(() => {
+    if (!isolate.isDisposed && isolate.cpuTime > cpuLimitNs) isolate.dispose();
+  }, cpuPollInterval(task.limits.cpuMs));
+  const done = startIsolate(key, task, isolate).then(
+    (warm) => {
+      if (isolate.isDisposed) return;
+      cache.put(warm);
+    },
+    () => {
+      if (!isolate.isDisposed) isolate.dispose();
+    },
+  );
+  const entry = { code: task.code, done };
+  preparing.set(key, entry);
+  try {
+    await done;
+  } finally {
+    clearTimeout(deadline);
+    clearInterval(cpuPoll);
+    if (preparing.get(key) === entry) preparing.delete(key);
+  }
+}
 
 /** Runs one execution and reports how it ended; never rejects for a function's own failure. */
-export default async function execute(task: WorkerTask): Promise<ExecutionResult> {
+async function execute(task: WorkerTask): Promise<ExecutionResult> {
   const started = performance.now();
   const execution: RunningExecution = {
     seq: nextSeq++,
@@ -93,8 +159,13 @@ export default async function execute(task: WorkerTask): Promise<ExecutionResult
   };
   task.port.on('message', (reply: HostCallReply) => settleHostCall(execution, reply));
 
-  const key = [task.tenant, task.functionName, task.version, task.limits.memoryMb].join('\u0000');
+  const key = cacheKey(task);
   let warm = cache.take(key, task.code);
+  const pending = warm ? undefined : preparing.get(key);
+  if (pending && pending.code === task.code) {
+    await pending.done;
+    warm = cache.take(key, task.code);
+  }
   let breach: Breach | undefined;
   let current: ivm.Isolate | undefined = warm?.isolate;
   let cpuStart = warm ? warm.isolate.cpuTime : 0n;
@@ -163,7 +234,11 @@ export default async function execute(task: WorkerTask): Promise<ExecutionResult
 }
 
 /** Creates the context, runs the bootstrap and the function module, and returns `run`. */
-async function startIsolate(key: string, task: WorkerTask, isolate: ivm.Isolate) {
+async function startIsolate(
+  key: string,
+  task: Pick<WorkerTask, 'code' | 'functionName' | 'version'>,
+  isolate: ivm.Isolate,
+) {
   const warm: WarmIsolate = {
     key,
     code: task.code,
