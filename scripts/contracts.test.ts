@@ -8,7 +8,7 @@ import { loadProtoFiles } from './api-reference.ts';
 // a doc comment, and each RPC has a google.api.http rule so REST and Envoy can reach it.
 describe('proto contracts', () => {
   const files: DescFile[] = loadProtoFiles();
-  const hasComment = (desc: Parameters<typeof getComments>[0]) => getComments(desc).leading.trim().length > 0;
+  const hasComment = (desc: Parameters<typeof getComments>[0]) => (getComments(desc).leading ?? '').trim().length > 0;
 
   test('every element has a doc comment', () => {
     const missing: string[] = [];
