@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 
@@ -149,6 +151,70 @@ describe('functions over REST', () => {
 
     const one = await rest('GET', `${url}/${failed.headers.get('x-tansu-execution-id')}`, { token: admins.acme });
     expect(one.body.execution.status).toBe('error');
+  });
+});
+
+/** Sends a GET with Node's lenient parser and returns the status and raw header names and values. */
+function rawGet(url: string): Promise<{ status: number; headers: Array<[string, string]> }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, { insecureHTTPParser: true }, (response) => {
+      const headers: Array<[string, string]> = [];
+      for (let i = 0; i < response.rawHeaders.length; i += 2) {
+        headers.push([response.rawHeaders[i]!.toLowerCase(), response.rawHeaders[i + 1]!]);
+      }
+      response.resume();
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+describe('function response headers', () => {
+  const hostile =
+    'export default (request) => ({ status: Number(request.query.status), headers: {\n' +
+    '  "set-cookie": "sid=evil; Domain=localhost", "content-type": "text/html",\n' +
+    '  location: "https://evil.test/", "access-control-allow-origin": "*",\n' +
+    '  "transfer-encoding": "chunked", "content-length": "1", connection: "close",\n' +
+    '  "strict-transport-security": "max-age=31536000", "x-tansu-execution-id": "forged",\n' +
+    '  "proxy-authenticate": "Basic", "x-custom": "kept" },\n' +
+    '  body: "<script>document.title = 1</script>" });';
+
+  test('unsafe headers are dropped', async () => {
+    await deploy('acme', 'hostile-headers', { source: hostile, public: true });
+    const { status, headers } = await rawGet(`${server.baseUrl}/functions/acme/hostile-headers?status=200`);
+    expect(status).toBe(200);
+    const names = headers.map(([name]) => name);
+    for (const name of ['set-cookie', 'location', 'strict-transport-security', 'proxy-authenticate', 'transfer-encoding']) {
+      expect(names).not.toContain(name);
+    }
+    const value = (name: string) => headers.filter(([n]) => n === name).map(([, v]) => v);
+    expect(value('content-length')).toEqual([String('<script>document.title = 1</script>'.length)]);
+    expect(value('x-tansu-execution-id')).toHaveLength(1);
+    expect(value('x-tansu-execution-id')[0]).not.toBe('forged');
+    expect(value('content-type')).toEqual(['text/html']);
+    expect(value('x-content-type-options')).toEqual(['nosniff']);
+    expect(value('content-security-policy')).toEqual(['sandbox']);
+    expect(value('access-control-allow-origin')).toEqual(['*']);
+    expect(value('x-custom')).toEqual(['kept']);
+  });
+
+  test('location is kept on a redirect', async () => {
+    await deploy('acme', 'hostile-headers', { source: hostile, public: true });
+    const { status, headers } = await rawGet(`${server.baseUrl}/functions/acme/hostile-headers?status=302`);
+    expect(status).toBe(302);
+    expect(headers).toContainEqual(['location', 'https://evil.test/']);
+    expect(headers.map(([name]) => name)).not.toContain('set-cookie');
+  });
+
+  test('own policy joins the sandbox', async () => {
+    await deploy('acme', 'own-policy', {
+      source: 'export default () => ({ status: 200, headers: { "content-security-policy": "default-src \'none\'" }, body: "x" });',
+      public: true,
+    });
+    const { headers } = await rawGet(`${server.baseUrl}/functions/acme/own-policy`);
+    expect(headers).toContainEqual(['content-security-policy', "default-src 'none', sandbox"]);
   });
 });
 
