@@ -189,6 +189,25 @@ describe('function runtime', () => {
     }
   });
 
+  it('counts every dropped log entry', async () => {
+    const result = await execute('export default () => { for (let i = 0; i < 1000; i++) console.log("line " + i); };');
+
+    expect(result.status).toBe('succeeded');
+    expect(result.logs).toHaveLength(201);
+    expect(result.logs[200]!.message).toMatch(/^800 log entries dropped: /);
+  });
+
+  it('counts entries dropped for size', async () => {
+    const result = await execute(
+      'export default () => { const line = "x".repeat(1000); for (let i = 0; i < 100000; i++) console.log(line); };',
+    );
+
+    expect(result.status).toBe('succeeded');
+    const kept = result.logs.length - 1;
+    expect(kept).toBeLessThan(200);
+    expect(result.logs[kept]!.message).toMatch(new RegExp(`^${100_000 - kept} log entries dropped: `));
+  });
+
   it('returns a secret from the host', async () => {
     const asked: unknown[] = [];
     const host: HostCalls = {

@@ -208,6 +208,7 @@ async function execute(task: WorkerTask): Promise<ExecutionResult> {
       }),
     ], { arguments: { copy: true }, result: { promise: true, copy: true } });
     ({ status, response, error } = readEnvelope(envelopeJson));
+    execution.droppedLogs += readUnsentLogs(envelopeJson);
   } catch (thrown) {
     ({ status, error } = classifyFailure(thrown, breach, task));
   } finally {
@@ -380,10 +381,13 @@ function parseFields(fieldsJson: string): Record<string, JsonValue> | undefined 
 // NOTE: log callbacks and the result reach this thread through isolated-vm's task queue.
 // Entries written just before `return` arrived first in every test run, but isolated-vm does
 // not document that order, so a final entry could be missed under load.
+// NOTE: the sandbox reports the entries it did not send in the envelope, so an execution that
+// ends on a limit counts only the entries that reached this thread.
 function finishLogs(execution: RunningExecution): ExecutionLog[] {
   if (execution.droppedLogs === 0) return execution.logs;
+  const count = execution.droppedLogs;
   const message =
-    `${execution.droppedLogs} log entries dropped: an execution keeps at most ` +
+    `${count} log ${count === 1 ? 'entry' : 'entries'} dropped: an execution keeps at most ` +
     `${settings.maxLogEntries} entries and ${settings.maxLogBytes} bytes`;
   return [...execution.logs, { level: 'warn', message, time: Date.now() }];
 }
@@ -412,6 +416,20 @@ function classifyFailure(
   }
   const detail = thrown instanceof Error && thrown.stack ? thrown.stack : message;
   return { status: 'error', error: detail.slice(0, settings.maxErrorChars) };
+}
+
+/**
+ * Reads the envelope's count of log entries the sandbox did not send. Function code could
+ * change it, but only to misreport its own logs, so an invalid count only reads as zero.
+ */
+function readUnsentLogs(envelopeJson: unknown): number {
+  if (typeof envelopeJson !== 'string') return 0;
+  try {
+    const { unsentLogs } = JSON.parse(envelopeJson) as { unsentLogs?: unknown };
+    return Number.isSafeInteger(unsentLogs) && (unsentLogs as number) > 0 ? (unsentLogs as number) : 0;
+  } catch {
+    return 0;
+  }
 }
 
 const headerName = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
