@@ -100,6 +100,32 @@ describe('functions over REST', () => {
     expect(fn.body.function.activeVersion).toBe(1);
   });
 
+  test('non-function default export is rejected', async () => {
+    await deploy('acme', 'five', { source: 'export default () => "still v1";' });
+    const five = await deploy('acme', 'five', { source: 'export default 5;' });
+    expect(five.status).toBe(400);
+    expect(five.body.details[0].reason).toBe('FUNCTION_INVALID_MODULE');
+    expect(five.body.message).toContain('must be a function');
+    expect(five.body.message).not.toContain('worker.ts');
+
+    const still = await call('GET', 'acme/five', { token: users.acme });
+    expect(still.body).toBe('still v1');
+    const versions = await rest('GET', `${server.baseUrl}/functions/api/acme/functions/five/versions`, { token: admins.acme });
+    expect(versions.body.versions.map((v: { version: number }) => v.version)).toEqual([1]);
+  });
+
+  test('errors carry no host stack frames', async () => {
+    await deploy('acme', 'thrower', { source: 'export default () => { throw new Error("thrown here"); };' });
+    const failed = await call('GET', 'acme/thrower', { token: users.acme });
+    expect(failed.status).toBe(500);
+    expect(failed.body.error).toMatch(/^Error: thrown here\n\s+at .*thrower@1\.js:\d+:/);
+    expect(failed.body.error).not.toContain('<isolated-vm');
+
+    const url = `${server.baseUrl}/functions/api/acme/functions/thrower/executions/${failed.body.executionId}`;
+    const stored = await rest('GET', url, { token: admins.acme });
+    expect(stored.body.execution.error).toBe(failed.body.error);
+  });
+
   test('limits above the ceiling are rejected', async () => {
     const tooLarge = await deploy('acme', 'greedy', { source: 'export default () => 1;', limits: { memoryMb: 1024 } });
     expect(tooLarge.status).toBe(400);

@@ -150,6 +150,19 @@ describe('function runtime', () => {
 
     expect(result.status).toBe('error');
     expect(result.error).toContain('must be a function');
+    expect(result.error).not.toContain('worker.ts');
+    expect(result.error).not.toMatch(/^\s+at /m);
+  });
+
+  it('keeps only function stack frames', async () => {
+    const loadError = await execute('throw new Error("at load");\nexport default () => 1;', { functionName: 'loader' });
+    const callError = await execute('export default () => { null.x; };', { functionName: 'caller' });
+
+    expect(loadError.error).toMatch(/^Error: at load\n\s+at .*file:\/\/\/loader@1\.js:1:7/);
+    expect(loadError.error).not.toContain('worker.ts');
+    expect(loadError.error).not.toContain('<isolated-vm');
+    expect(callError.error).toMatch(/^TypeError: .*\n\s+at .*file:\/\/\/caller@1\.js:\d+:/);
+    expect(callError.error).not.toContain('<isolated-vm');
   });
 
   it('captures logs with fields', async () => {
@@ -438,6 +451,28 @@ describe('preparing a version', () => {
     const result = await run(code, 'prepared-broken');
     expect(result.status).toBe('error');
     expect(result.error).toContain('broken at load');
+  });
+
+  it('check accepts a module that loads', async () => {
+    const { code } = compileFunction('export default () => 1;', 'javascript');
+    await expect(runtime.check({ tenant: 'acme', functionName: 'checked', version: 0, code, limits: defaultLimits })).resolves.toBeUndefined();
+  });
+
+  it('check reports a default export of another type', async () => {
+    const { code } = compileFunction('export default 5;', 'javascript');
+    const failure = await runtime.check({ tenant: 'acme', functionName: 'checked-five', version: 0, code, limits: defaultLimits });
+
+    expect(failure?.status).toBe('error');
+    expect(failure?.error).toContain('must be a function');
+    expect(failure?.error).not.toContain('worker.ts');
+  });
+
+  it('check reports a top level over its limit', async () => {
+    const { code } = compileFunction('while (true) {}\nexport default () => 1;', 'javascript');
+    const limits = { timeoutMs: 200, cpuMs: 200, memoryMb: 64 };
+    const failure = await runtime.check({ tenant: 'acme', functionName: 'checked-spin', version: 0, code, limits });
+
+    expect(['timeout', 'cpu_limit']).toContain(failure?.status);
   });
 
   it('stops a module whose top level spins', async () => {

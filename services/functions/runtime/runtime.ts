@@ -4,9 +4,18 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 
 import type { ExecutionResult, ExecutionTask, HostCalls } from './types.ts';
-import type { HostCallMessage, HostCallReply, PrepareTask, WorkerSettings, WorkerTask } from './worker.ts';
+import type {
+  CheckTask,
+  HostCallMessage,
+  HostCallReply,
+  LoadFailure,
+  PrepareTask,
+  WorkerSettings,
+  WorkerTask,
+} from './worker.ts';
 
 export type * from './types.ts';
+export type { LoadFailure } from './worker.ts';
 
 /**
  * Options of {@link createFunctionRuntime}. Every bound applies per execution.
@@ -57,6 +66,13 @@ export interface FunctionRuntime {
    * worker that has not loaded the version and start cold there.
    */
   prepare(task: Omit<ExecutionTask, 'executionId' | 'request' | 'host'>): Promise<void>;
+  /**
+   * Loads a version into a fresh isolate under `limits` and discards it, to check a module
+   * before it is stored. Resolves with undefined when the module evaluates and its default
+   * export is a function, and otherwise with the top-level error or the limit it breached.
+   * The module's top level runs, but it has no `ctx`, so it can make no host calls.
+   */
+  check(task: Omit<ExecutionTask, 'executionId' | 'request' | 'host'>): Promise<LoadFailure | undefined>;
   /** Stops the workers; executions still running end with a rejection. */
   close(): Promise<void>;
 }
@@ -176,6 +192,19 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
         limits: task.limits,
       };
       await pool.run(prepareTask);
+    },
+
+    async check(task) {
+      checkTask({ ...task, executionId: '', request: { method: 'GET', path: '/', query: {}, headers: {}, body: null }, host: {} });
+      const workerTask: CheckTask = {
+        check: true,
+        tenant: task.tenant,
+        functionName: task.functionName,
+        version: task.version,
+        code: task.code,
+        limits: task.limits,
+      };
+      return (await pool.run(workerTask)) as LoadFailure | undefined;
     },
 
     async close() {

@@ -48,6 +48,22 @@ export interface PrepareTask {
   limits: { timeoutMs: number; cpuMs: number; memoryMb: number };
 }
 
+/** A request to load a version into a fresh isolate, report why it cannot run, and discard it. */
+export interface CheckTask {
+  check: true;
+  tenant: string;
+  functionName: string;
+  version: number;
+  code: string;
+  limits: { timeoutMs: number; cpuMs: number; memoryMb: number };
+}
+
+/** Why a module cannot run: its top-level error or the limit it breached while loading. */
+export interface LoadFailure {
+  status: ExecutionStatus;
+  error: string;
+}
+
 /** A host call request from the worker to the main thread. */
 export interface HostCallMessage {
   id: number;
@@ -96,13 +112,58 @@ function cacheKey(task: { tenant: string; functionName: string; version: number;
   return [task.tenant, task.functionName, task.version, task.limits.memoryMb].join('\u0000');
 }
 
-/** Runs one execution, or prepares an isolate for a {@link PrepareTask}. */
-export default async function run(task: WorkerTask | PrepareTask): Promise<ExecutionResult | undefined> {
+/**
+ * Runs one execution, prepares an isolate for a {@link PrepareTask}, or checks a module for a
+ * {@link CheckTask}, resolving with its failure or undefined.
+ */
+export default async function run(
+  task: WorkerTask | PrepareTask | CheckTask,
+): Promise<ExecutionResult | LoadFailure | undefined> {
   if ('prepare' in task) {
     await prepare(task);
     return undefined;
   }
+  if ('check' in task) {
+    const loaded = await loadWithLimits(cacheKey(task), task);
+    if ('warm' in loaded) {
+      loaded.warm.dispose();
+      return undefined;
+    }
+    return loaded;
+  }
   return execute(task);
+}
+
+/**
+ * Creates an isolate and evaluates the version's module under its time, CPU and memory limits.
+ * Resolves with the ready isolate, or with the failure after disposing it.
+ */
+async function loadWithLimits(
+  key: string,
+  task: PrepareTask | CheckTask,
+): Promise<{ warm: WarmIsolate } | LoadFailure> {
+  const isolate = new ivm.Isolate({ memoryLimit: task.limits.memoryMb, onCatastrophicError });
+  let breach: Breach | undefined;
+  const stop = (reason: Breach) => {
+    breach ??= reason;
+    if (!isolate.isDisposed) isolate.dispose();
+  };
+  const deadline = setTimeout(() => stop('timeout'), task.limits.timeoutMs);
+  const cpuLimitNs = BigInt(Math.round(task.limits.cpuMs * 1e6));
+  const cpuPoll = setInterval(() => {
+    if (!isolate.isDisposed && isolate.cpuTime > cpuLimitNs) stop('cpu_limit');
+  }, cpuPollInterval(task.limits.cpuMs));
+  try {
+    const warm = await startIsolate(key, task, isolate);
+    if (!isolate.isDisposed) return { warm };
+    return classifyFailure(new Error('isolate was disposed'), breach ?? 'timeout', task);
+  } catch (thrown) {
+    if (!isolate.isDisposed) isolate.dispose();
+    return classifyFailure(thrown, breach, task);
+  } finally {
+    clearTimeout(deadline);
+    clearInterval(cpuPoll);
+  }
 }
 
 /**
@@ -119,28 +180,14 @@ async function prepare(task: PrepareTask): Promise<void> {
   }
   if (preparing.get(key)?.code === task.code) return;
 
-  const isolate = new ivm.Isolate({ memoryLimit: task.limits.memoryMb, onCatastrophicError });
-  const deadline = setTimeout(() => isolate.dispose(), task.limits.timeoutMs);
-  const cpuLimitNs = BigInt(Math.round(task.limits.cpuMs * 1e6));
-  const cpuPoll = setInterval(() => {
-    if (!isolate.isDisposed && isolate.cpuTime > cpuLimitNs) isolate.dispose();
-  }, cpuPollInterval(task.limits.cpuMs));
-  const done = startIsolate(key, task, isolate).then(
-    (warm) => {
-      if (isolate.isDisposed) return;
-      cache.put(warm);
-    },
-    () => {
-      if (!isolate.isDisposed) isolate.dispose();
-    },
-  );
+  const done = loadWithLimits(key, task).then((loaded) => {
+    if ('warm' in loaded) cache.put(loaded.warm);
+  });
   const entry = { code: task.code, done };
   preparing.set(key, entry);
   try {
     await done;
   } finally {
-    clearTimeout(deadline);
-    clearInterval(cpuPoll);
     if (preparing.get(key) === entry) preparing.delete(key);
   }
 }
@@ -208,6 +255,7 @@ async function execute(task: WorkerTask): Promise<ExecutionResult> {
       }),
     ], { arguments: { copy: true }, result: { promise: true, copy: true } });
     ({ status, response, error } = readEnvelope(envelopeJson));
+    if (error !== undefined) error = functionFrames(error, task);
     execution.droppedLogs += readUnsentLogs(envelopeJson);
   } catch (thrown) {
     ({ status, error } = classifyFailure(thrown, breach, task));
@@ -274,9 +322,7 @@ async function startIsolate(
       [hostCall, sendLog, JSON.stringify(sandboxSettings())],
       { result: { reference: true } },
     );
-    const module = await isolate.compileModule(task.code, {
-      filename: `file:///${task.functionName}@${task.version}.js`,
-    });
+    const module = await isolate.compileModule(task.code, { filename: moduleFilename(task) });
     await module.instantiate(context, (specifier: string) => {
       throw new Error(`Cannot import "${specifier}": functions cannot import modules.`);
     });
@@ -396,8 +442,8 @@ function finishLogs(execution: RunningExecution): ExecutionLog[] {
 function classifyFailure(
   thrown: unknown,
   breach: Breach | undefined,
-  task: WorkerTask,
-): { status: ExecutionStatus; error: string } {
+  task: Pick<WorkerTask, 'functionName' | 'version' | 'limits'>,
+): LoadFailure {
   const message = thrown instanceof Error ? thrown.message : String(thrown);
   if (breach === 'timeout') {
     return { status: 'timeout', error: `Execution timed out after ${task.limits.timeoutMs} ms` };
@@ -415,7 +461,24 @@ function classifyFailure(
     };
   }
   const detail = thrown instanceof Error && thrown.stack ? thrown.stack : message;
-  return { status: 'error', error: detail.slice(0, settings.maxErrorChars) };
+  return { status: 'error', error: functionFrames(detail, task).slice(0, settings.maxErrorChars) };
+}
+
+/**
+ * Removes the stack frames that do not point into the function's own module: the worker's
+ * host frames, which name files on the server, and the sandbox bootstrap's. The message
+ * lines stay.
+ */
+function functionFrames(text: string, task: Pick<WorkerTask, 'functionName' | 'version'>): string {
+  const moduleFile = moduleFilename(task);
+  return text
+    .split('\n')
+    .filter((line) => !/^\s+at\b/.test(line) || line.includes(moduleFile))
+    .join('\n');
+}
+
+function moduleFilename(task: Pick<WorkerTask, 'functionName' | 'version'>): string {
+  return `file:///${task.functionName}@${task.version}.js`;
 }
 
 /**

@@ -593,7 +593,8 @@ export declare type InvokeFunctionResponse = Message<"tansu.functions.v1.InvokeF
   body?: Value | undefined;
 
   /**
-   * The function's error and stack, or the limit breached; empty on success.
+   * The function's error and the stack frames in its own module, or the limit breached;
+   * empty on success.
    *
    * @generated from field: string error = 6;
    */
@@ -817,8 +818,10 @@ export declare const Functions: GenService<{
    * Compiles the source, stores it as a new immutable version and activates it, creating the
    * function first when it does not exist. The next call runs the new version. Deploying the
    * same source again still makes a new version.
+   * Before storing, the server loads the module once under the version's limits.
    * Errors: INVALID_ARGUMENT (reason FUNCTION_SYNTAX_ERROR with line and column, or
-   * FUNCTION_INVALID_MODULE) for source that does not compile, in which case the active
+   * FUNCTION_INVALID_MODULE) for source that does not compile, whose top level throws or
+   * breaches a limit, or whose default export is not a function, in which case the active
    * version stays as it was; INVALID_ARGUMENT for limits above the tenant's ceilings.
    *
    * @generated from rpc tansu.functions.v1.Functions.DeployFunction
