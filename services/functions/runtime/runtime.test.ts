@@ -480,3 +480,52 @@ describe('preparing a version', () => {
     await expect(prepared(code, 'prepared-spinning', { timeoutMs: 200, cpuMs: 200, memoryMb: 64 })).resolves.toBeUndefined();
   });
 });
+
+describe('idle isolate cache', () => {
+  // Module scope keeps about 8 MiB of doubles alive between executions.
+  const holder = 'globalThis.kept = new Array(1_000_000).fill(0.5);\nexport default () => kept.length;';
+
+  it('stays within its heap budget', async () => {
+    const small = createFunctionRuntime({ maxWorkers: 1, maxIdleHeapMbPerWorker: 24 });
+    try {
+      for (const name of ['held-1', 'held-2', 'held-3', 'held-4']) {
+        const result = await execute(holder, { functionName: name, target: small });
+        expect(result.status).toBe('succeeded');
+      }
+      const stats = await small.idleIsolates();
+
+      expect(stats.idleIsolates).toBeGreaterThan(0);
+      expect(stats.idleIsolates).toBeLessThan(4);
+      expect(stats.idleHeapBytes).toBeLessThanOrEqual(24 * 1024 * 1024);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('disposes an isolate with a large heap', async () => {
+    const strict = createFunctionRuntime({ maxWorkers: 1, maxReusedIsolateHeapMb: 4 });
+    try {
+      await execute(trivial, { functionName: 'light', target: strict });
+      await execute(holder, { functionName: 'heavy', target: strict });
+      const stats = await strict.idleIsolates();
+
+      expect(stats.idleIsolates).toBe(1);
+      expect(stats.idleHeapBytes).toBeLessThanOrEqual(4 * 1024 * 1024);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('disposes isolates after the idle timeout', async () => {
+    const brief = createFunctionRuntime({ maxWorkers: 1, idleIsolateTimeoutMs: 100 });
+    try {
+      await execute(trivial, { target: brief });
+      expect((await brief.idleIsolates()).idleIsolates).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+
+      expect(await brief.idleIsolates()).toEqual({ idleIsolates: 0, idleHeapBytes: 0 });
+    } finally {
+      await brief.close();
+    }
+  });
+});

@@ -21,7 +21,23 @@ import type {
 /** Bounds and cache size a worker receives as piscina `workerData`. */
 export interface WorkerSettings extends SandboxSettings {
   maxIdleIsolates: number;
+  /** Heap the idle isolates of this worker may hold together, in bytes. */
+  maxIdleHeapBytes: number;
+  /** Heap above which an isolate is disposed after its execution instead of kept, in bytes. */
+  maxReusedHeapBytes: number;
+  idleIsolateTimeoutMs: number;
   maxHostCallBytes: number;
+}
+
+/** A request for the counts of this worker's idle isolate cache. */
+export interface StatsTask {
+  stats: true;
+}
+
+/** Idle isolates of one worker and the heap they hold. */
+export interface IdleIsolateStats {
+  idleIsolates: number;
+  idleHeapBytes: number;
 }
 
 /** One execution as the main thread sends it to a worker. */
@@ -91,6 +107,7 @@ interface RunningExecution {
 interface WarmIsolate {
   key: string;
   code: string;
+  heapBytes: number;
   isolate: ivm.Isolate;
   run: ivm.Reference<(requestJson: string, metaJson: string) => Promise<string>>;
   execution: RunningExecution | undefined;
@@ -99,7 +116,13 @@ interface WarmIsolate {
 
 const settings = workerData as WorkerSettings;
 const log = pino({ name: 'functions-worker' });
-const cache = createIsolateCache<WarmIsolate>(settings.maxIdleIsolates);
+const cache = createIsolateCache<WarmIsolate>({
+  maxIdle: settings.maxIdleIsolates,
+  maxHeapBytes: settings.maxIdleHeapBytes,
+  idleTimeoutMs: settings.idleIsolateTimeoutMs,
+});
+// Sweeps at least twice per timeout, and unref'd, so it never keeps the worker alive.
+setInterval(() => cache.sweep(), Math.max(20, Math.min(settings.idleIsolateTimeoutMs / 2, 10_000))).unref();
 const staleReply = JSON.stringify({ stale: true });
 const logLevels = new Set(['debug', 'info', 'warn', 'error']);
 let nextSeq = 1;
@@ -117,8 +140,9 @@ function cacheKey(task: { tenant: string; functionName: string; version: number;
  * {@link CheckTask}, resolving with its failure or undefined.
  */
 export default async function run(
-  task: WorkerTask | PrepareTask | CheckTask,
-): Promise<ExecutionResult | LoadFailure | undefined> {
+  task: WorkerTask | PrepareTask | CheckTask | StatsTask,
+): Promise<ExecutionResult | LoadFailure | IdleIsolateStats | undefined> {
+  if ('stats' in task) return { idleIsolates: cache.size, idleHeapBytes: cache.heapBytes };
   if ('prepare' in task) {
     await prepare(task);
     return undefined;
@@ -181,7 +205,7 @@ async function prepare(task: PrepareTask): Promise<void> {
   if (preparing.get(key)?.code === task.code) return;
 
   const done = loadWithLimits(key, task).then((loaded) => {
-    if ('warm' in loaded) cache.put(loaded.warm);
+    if ('warm' in loaded) keepIdle(loaded.warm);
   });
   const entry = { code: task.code, done };
   preparing.set(key, entry);
@@ -268,7 +292,7 @@ async function execute(task: WorkerTask): Promise<ExecutionResult> {
   if (warm) {
     warm.execution = undefined;
     if (breach || warm.isolate.isDisposed || status === 'memory_limit') warm.dispose();
-    else cache.put(warm);
+    else keepIdle(warm);
   } else if (current && !current.isDisposed) {
     current.dispose();
   }
@@ -282,6 +306,25 @@ async function execute(task: WorkerTask): Promise<ExecutionResult> {
   };
 }
 
+/**
+ * Measures an isolate's heap and returns it to the cache, or disposes it when its heap is
+ * above `maxReusedHeapBytes`. The measure is the committed heap plus external memory such as
+ * ArrayBuffers, the memory the isolate keeps from the process while idle.
+ */
+function keepIdle(warm: WarmIsolate): void {
+  let heap;
+  try {
+    heap = warm.isolate.getHeapStatisticsSync();
+  } catch {
+    // The isolate was disposed meanwhile, by a watchdog or its memory limit.
+    warm.dispose();
+    return;
+  }
+  warm.heapBytes = heap.total_heap_size + heap.externally_allocated_size;
+  if (warm.heapBytes > settings.maxReusedHeapBytes) warm.dispose();
+  else cache.put(warm);
+}
+
 /** Creates the context, runs the bootstrap and the function module, and returns `run`. */
 async function startIsolate(
   key: string,
@@ -291,6 +334,7 @@ async function startIsolate(
   const warm: WarmIsolate = {
     key,
     code: task.code,
+    heapBytes: 0,
     isolate,
     run: undefined as unknown as WarmIsolate['run'],
     execution: undefined,
