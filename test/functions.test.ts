@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 
@@ -98,6 +100,32 @@ describe('functions over REST', () => {
     expect(fn.body.function.activeVersion).toBe(1);
   });
 
+  test('non-function default export is rejected', async () => {
+    await deploy('acme', 'five', { source: 'export default () => "still v1";' });
+    const five = await deploy('acme', 'five', { source: 'export default 5;' });
+    expect(five.status).toBe(400);
+    expect(five.body.details[0].reason).toBe('FUNCTION_INVALID_MODULE');
+    expect(five.body.message).toContain('must be a function');
+    expect(five.body.message).not.toContain('worker.ts');
+
+    const still = await call('GET', 'acme/five', { token: users.acme });
+    expect(still.body).toBe('still v1');
+    const versions = await rest('GET', `${server.baseUrl}/functions/api/acme/functions/five/versions`, { token: admins.acme });
+    expect(versions.body.versions.map((v: { version: number }) => v.version)).toEqual([1]);
+  });
+
+  test('errors carry no host stack frames', async () => {
+    await deploy('acme', 'thrower', { source: 'export default () => { throw new Error("thrown here"); };' });
+    const failed = await call('GET', 'acme/thrower', { token: users.acme });
+    expect(failed.status).toBe(500);
+    expect(failed.body.error).toMatch(/^Error: thrown here\n\s+at .*thrower@1\.js:\d+:/);
+    expect(failed.body.error).not.toContain('<isolated-vm');
+
+    const url = `${server.baseUrl}/functions/api/acme/functions/thrower/executions/${failed.body.executionId}`;
+    const stored = await rest('GET', url, { token: admins.acme });
+    expect(stored.body.execution.error).toBe(failed.body.error);
+  });
+
   test('limits above the ceiling are rejected', async () => {
     const tooLarge = await deploy('acme', 'greedy', { source: 'export default () => 1;', limits: { memoryMb: 1024 } });
     expect(tooLarge.status).toBe(400);
@@ -149,6 +177,70 @@ describe('functions over REST', () => {
 
     const one = await rest('GET', `${url}/${failed.headers.get('x-tansu-execution-id')}`, { token: admins.acme });
     expect(one.body.execution.status).toBe('error');
+  });
+});
+
+/** Sends a GET with Node's lenient parser and returns the status and raw header names and values. */
+function rawGet(url: string): Promise<{ status: number; headers: Array<[string, string]> }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, { insecureHTTPParser: true }, (response) => {
+      const headers: Array<[string, string]> = [];
+      for (let i = 0; i < response.rawHeaders.length; i += 2) {
+        headers.push([response.rawHeaders[i]!.toLowerCase(), response.rawHeaders[i + 1]!]);
+      }
+      response.resume();
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+describe('function response headers', () => {
+  const hostile =
+    'export default (request) => ({ status: Number(request.query.status), headers: {\n' +
+    '  "set-cookie": "sid=evil; Domain=localhost", "content-type": "text/html",\n' +
+    '  location: "https://evil.test/", "access-control-allow-origin": "*",\n' +
+    '  "transfer-encoding": "chunked", "content-length": "1", connection: "close",\n' +
+    '  "strict-transport-security": "max-age=31536000", "x-tansu-execution-id": "forged",\n' +
+    '  "proxy-authenticate": "Basic", "x-custom": "kept" },\n' +
+    '  body: "<script>document.title = 1</script>" });';
+
+  test('unsafe headers are dropped', async () => {
+    await deploy('acme', 'hostile-headers', { source: hostile, public: true });
+    const { status, headers } = await rawGet(`${server.baseUrl}/functions/acme/hostile-headers?status=200`);
+    expect(status).toBe(200);
+    const names = headers.map(([name]) => name);
+    for (const name of ['set-cookie', 'location', 'strict-transport-security', 'proxy-authenticate', 'transfer-encoding']) {
+      expect(names).not.toContain(name);
+    }
+    const value = (name: string) => headers.filter(([n]) => n === name).map(([, v]) => v);
+    expect(value('content-length')).toEqual([String('<script>document.title = 1</script>'.length)]);
+    expect(value('x-tansu-execution-id')).toHaveLength(1);
+    expect(value('x-tansu-execution-id')[0]).not.toBe('forged');
+    expect(value('content-type')).toEqual(['text/html']);
+    expect(value('x-content-type-options')).toEqual(['nosniff']);
+    expect(value('content-security-policy')).toEqual(['sandbox']);
+    expect(value('access-control-allow-origin')).toEqual(['*']);
+    expect(value('x-custom')).toEqual(['kept']);
+  });
+
+  test('location is kept on a redirect', async () => {
+    await deploy('acme', 'hostile-headers', { source: hostile, public: true });
+    const { status, headers } = await rawGet(`${server.baseUrl}/functions/acme/hostile-headers?status=302`);
+    expect(status).toBe(302);
+    expect(headers).toContainEqual(['location', 'https://evil.test/']);
+    expect(headers.map(([name]) => name)).not.toContain('set-cookie');
+  });
+
+  test('own policy joins the sandbox', async () => {
+    await deploy('acme', 'own-policy', {
+      source: 'export default () => ({ status: 200, headers: { "content-security-policy": "default-src \'none\'" }, body: "x" });',
+      public: true,
+    });
+    const { headers } = await rawGet(`${server.baseUrl}/functions/acme/own-policy`);
+    expect(headers).toContainEqual(['content-security-policy', "default-src 'none', sandbox"]);
   });
 });
 

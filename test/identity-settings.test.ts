@@ -161,6 +161,54 @@ describe('settings inheritance', () => {
   });
 });
 
+describe('function limit ceilings', () => {
+  test.each([
+    ['functionExecutionsPerMinute', 1_000_000, 'settings.function_executions_per_minute', 'limit of 100,'],
+    ['functionTimeout', '300s', 'settings.function_timeout', 'limit of 30 seconds'],
+    ['functionMemoryMb', 512, 'settings.function_memory_mb', 'limit of 128,'],
+  ])('tenant %s above the default is rejected', async (name, value, field, ceiling) => {
+    const response = await updateTenantSettings('acme', acmeAdmin, { [name]: value }, name);
+    expect(response.status).toBe(400);
+    expect(response.body.details[0].reason).toBe('INVALID_ARGUMENT');
+    expect(response.body.details[0].metadata.field).toBe(field);
+    expect(response.body.message).toContain(field);
+    expect(response.body.message).toContain(ceiling);
+  });
+
+  test('platform value sets the ceiling', async () => {
+    const raised = await updatePlatformSettings(platformToken, { functionMemoryMb: 256 }, 'functionMemoryMb');
+    expect(raised.status).toBe(200);
+    const override = await updateTenantSettings('acme', acmeAdmin, { functionMemoryMb: 200 }, 'functionMemoryMb');
+    expect(override.status).toBe(200);
+    expect(override.body.settings.functionMemoryMb).toBe(200);
+    expect(override.body.sources.function_memory_mb).toBe('SETTING_SOURCE_TENANT');
+    const over = await updateTenantSettings('acme', acmeAdmin, { functionMemoryMb: 300 }, 'functionMemoryMb');
+    expect(over.status).toBe(400);
+
+    const lowered = await updatePlatformSettings(platformToken, { functionMemoryMb: 64 }, 'functionMemoryMb');
+    expect(lowered.status).toBe(200);
+    const capped = await tenantSettings('acme', acmeAdmin);
+    expect(capped.body.settings.functionMemoryMb).toBe(64);
+    expect(capped.body.sources.function_memory_mb).toBe('SETTING_SOURCE_PLATFORM');
+
+    await updatePlatformSettings(platformToken, {}, 'functionMemoryMb');
+    const defaulted = await tenantSettings('acme', acmeAdmin);
+    expect(defaulted.body.settings.functionMemoryMb).toBe(128);
+    expect(defaulted.body.sources.function_memory_mb).toBe('SETTING_SOURCE_DEFAULT');
+
+    await updateTenantSettings('acme', acmeAdmin, {}, 'functionMemoryMb');
+  });
+
+  test('tenant value below the ceiling applies', async () => {
+    const lowered = await updateTenantSettings('acme', acmeAdmin, { functionTimeout: '10s' }, 'functionTimeout');
+    expect(lowered.status).toBe(200);
+    expect(lowered.body.settings.functionTimeout).toBe('10s');
+    expect(lowered.body.sources.function_timeout).toBe('SETTING_SOURCE_TENANT');
+
+    await updateTenantSettings('acme', acmeAdmin, {}, 'functionTimeout');
+  });
+});
+
 describe('field mask', () => {
   test('only masked fields change', async () => {
     const response = await updateTenantSettings(

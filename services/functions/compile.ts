@@ -22,8 +22,8 @@ export const MAX_FUNCTION_SOURCE_BYTES = 1024 * 1024;
  * Throws `FUNCTION_SYNTAX_ERROR` (INVALID_ARGUMENT) naming the line and 1-based column of a
  * syntax error, with `line` and `column` in the error metadata, and `FUNCTION_INVALID_MODULE`
  * (INVALID_ARGUMENT) when the default export or the module shape is wrong. The check does not
- * run the code, so it cannot tell whether the default export is a function. The runtime
- * reports a default export of another type as an execution error.
+ * run the code, so it cannot tell whether the default export is a function: deploys load the
+ * module in the runtime for that (`checkModule` in functions-service.ts).
  */
 export function compileFunction(source: string, language: FunctionLanguage): CompiledFunction {
   if (Buffer.byteLength(source) > MAX_FUNCTION_SOURCE_BYTES) {

@@ -1,6 +1,6 @@
 import { create, fromJson, toJson, type JsonValue } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate, ValueSchema, type Timestamp } from '@bufbuild/protobuf/wkt';
-import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from '@connectrpc/connect';
 
 import {
   ExecutionLogSchema,
@@ -26,7 +26,7 @@ import {
   ListFunctionVersionsResponseSchema,
   ListFunctionsResponseSchema,
 } from '#gen/tansu/functions/v1/functions_pb.js';
-import { invalidArgument } from '../core/errors.ts';
+import { domainError, invalidArgument } from '../core/errors.ts';
 import { decodePageToken, encodePageToken, pageSize } from '../core/pagination.ts';
 import { requestedTenant, requireTenantCaller } from '../identity/authenticate.ts';
 import type { Platform } from '../platform/platform.ts';
@@ -48,7 +48,7 @@ import {
 } from './function-store.ts';
 import { authorizeInvocation } from './invocation-auth.ts';
 import { invokeFunction, prepareActiveVersion } from './invoke.ts';
-import { checkRequestedLimits, functionCeilings } from './limits.ts';
+import { checkRequestedLimits, executionLimits, functionCeilings, type StoredLimits } from './limits.ts';
 
 function toFunctionMessage(record: FunctionRecord): FunctionMessage {
   return create(FunctionSchema, {
@@ -106,6 +106,37 @@ function optionalDate(timestamp: Timestamp | undefined): Date | undefined {
   return timestamp ? timestampDate(timestamp) : undefined;
 }
 
+/** Reads a function's stored limits; both are null for a function that does not exist yet. */
+async function storedLimits(tenant: TenantContext, name: string): Promise<StoredLimits> {
+  try {
+    const record = await getFunction(tenant.db, name);
+    return { timeoutMs: record.timeoutMs, memoryMb: record.memoryMb };
+  } catch (error) {
+    if (ConnectError.from(error).code === Code.NotFound) return { timeoutMs: null, memoryMb: null };
+    throw error;
+  }
+}
+
+/**
+ * Loads compiled code in the runtime under the limits the new version will run with, before
+ * it is stored. Throws FUNCTION_INVALID_MODULE (INVALID_ARGUMENT) when the module's top level
+ * throws or breaches a limit, or when its default export is not a function. The version
+ * number is not known yet, so stack frames name the module `<name>@0.js`.
+ */
+async function checkModule(platform: Platform, tenant: TenantContext, name: string, code: string, limits: StoredLimits) {
+  const failure = await platform.functions.runtime.check({
+    tenant: tenant.id,
+    functionName: name,
+    version: 0,
+    code,
+    limits: executionLimits(limits, functionCeilings(await tenant.settings())),
+  });
+  if (!failure) return;
+  throw domainError('FUNCTION_INVALID_MODULE', `Function module failed to load (${failure.status}): ${failure.error}`, {
+    metadata: { status: failure.status },
+  });
+}
+
 /** Registers the Functions service. */
 export function functionsRoutes(platform: Platform) {
   // Authorization comes before the tenant lookup, so a foreign token learns nothing about the tenant.
@@ -158,6 +189,7 @@ export function functionsRoutes(platform: Platform) {
           ? checkRequestedLimits(request.limits, functionCeilings(await tenant.settings()))
           : undefined;
         const compiled = compileFunction(request.source, language);
+        await checkModule(platform, tenant, request.name, compiled.code, limits ?? (await storedLimits(tenant, request.name)));
 
         const deployed = await deployVersion(tenant.db, {
           name: request.name,

@@ -14,6 +14,26 @@ const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 // Request headers withheld from the function: the caller's credentials and hop-by-hop headers.
 const HIDDEN_HEADERS = new Set(['authorization', 'cookie', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade']);
 
+// Response headers a function may not set. Hop-by-hop and framing headers belong to the
+// server's connection, which frames the body itself. The rest act on the whole API origin, not
+// on the one response: cookies, HSTS, Clear-Site-Data, Alt-Svc and the service worker scope.
+// `refresh` redirects like `location` but on any status, and `x-tansu-*` are the server's own.
+const WITHHELD_RESPONSE_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'upgrade',
+  'te',
+  'trailer',
+  'set-cookie',
+  'strict-transport-security',
+  'clear-site-data',
+  'alt-svc',
+  'service-worker-allowed',
+  'refresh',
+]);
+
 const errorRegistry = createRegistry(ErrorInfoSchema, RetryInfoSchema);
 
 /**
@@ -67,7 +87,7 @@ async function invokeOverHttp(platform: Platform, request: FastifyRequest, reply
         .send(JSON.stringify({ status: outcome.status, error: outcome.error ?? '', executionId: outcome.executionId }));
     }
     const { response } = outcome;
-    reply.code(response.status).headers(response.headers);
+    reply.code(response.status).headers(responseHeaders(response.status, response.headers));
     if (response.body === null || response.body === undefined) return reply.send();
     return reply.send(typeof response.body === 'string' ? response.body : JSON.stringify(response.body));
   } catch (error) {
@@ -81,6 +101,28 @@ async function invokeOverHttp(platform: Platform, request: FastifyRequest, reply
       .header('content-type', 'application/json')
       .send(JSON.stringify(statusJsonFromError(connectError, errorRegistry)));
   }
+}
+
+/**
+ * Filters the headers a function returned before they go out on the API's origin: drops the
+ * withheld ones, `proxy-*` and `x-tansu-*`, keeps `location` only on a 3xx status, and adds
+ * `x-content-type-options: nosniff` and a `sandbox` content security policy. The sandbox
+ * policy gives an HTML response an opaque origin with scripts, forms and popups off, so a
+ * function page cannot act with the API origin's cookies or storage. A policy the function
+ * set is kept next to it; browsers enforce both.
+ */
+export function responseHeaders(status: number, headers: Record<string, string>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [rawName, value] of Object.entries(headers)) {
+    const name = rawName.toLowerCase();
+    if (WITHHELD_RESPONSE_HEADERS.has(name) || name.startsWith('proxy-') || name.startsWith('x-tansu-')) continue;
+    if (name === 'location' && (status < 300 || status > 399)) continue;
+    kept[name] = value;
+  }
+  kept['x-content-type-options'] = 'nosniff';
+  const policy = kept['content-security-policy'];
+  kept['content-security-policy'] = policy ? `${policy}, sandbox` : 'sandbox';
+  return kept;
 }
 
 function visibleHeaders(headers: Headers): Record<string, string> {

@@ -17,6 +17,7 @@ import type { Platform } from '../platform/platform.ts';
 import { recordAudit, recordPlatformAudit } from './audit.ts';
 import { requestedTenant, requirePlatformAdmin, requireTenantCaller } from './authenticate.ts';
 import {
+  checkPlatformCeilings,
   loadIdentitySettings,
   SETTING_DEFINITIONS,
   settingValue,
@@ -177,6 +178,7 @@ export function settingsRoutes(platform: Platform) {
       async updateTenantSettings(request, context) {
         const { caller, tenant } = await tenantFor(request.tenant, context);
         const changes = changesOf(request.settings, request.updateMask?.paths ?? [], 'tenant');
+        checkPlatformCeilings(changes, (await loadIdentitySettings(platform.platformDb, null)).settings);
         await inTransaction(tenant.db, async (client) => {
           const diff = await writeSettings(client, 'identity_settings', changes, caller.subject);
           await recordAudit(client, caller, { action: 'settings.updated', details: { changes: diff } });

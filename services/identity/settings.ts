@@ -97,6 +97,8 @@ export interface SettingDefinition {
   kind: SettingKind;
   /** Only tenants may set it; the platform level rejects it. */
   tenantOnly?: boolean;
+  /** The platform's value (or the default) is the largest value a tenant may set or get. */
+  platformCeiling?: boolean;
 }
 
 const MINUTE = 60;
@@ -141,12 +143,19 @@ export const SETTING_DEFINITIONS: readonly SettingDefinition[] = [
     path: 'function_timeout',
     key: 'functionTimeoutMs',
     kind: { type: 'duration', unitSeconds: 0.001, minSeconds: 1, maxSeconds: 300 },
+    platformCeiling: true,
   },
-  { path: 'function_memory_mb', key: 'functionMemoryMb', kind: { type: 'integer', min: 8, max: 512 } },
+  {
+    path: 'function_memory_mb',
+    key: 'functionMemoryMb',
+    kind: { type: 'integer', min: 8, max: 512 },
+    platformCeiling: true,
+  },
   {
     path: 'function_executions_per_minute',
     key: 'functionExecutionsPerMinute',
     kind: { type: 'integer', min: 1, max: 1_000_000 },
+    platformCeiling: true,
   },
 ];
 
@@ -219,6 +228,31 @@ export function validateSetting(definition: SettingDefinition, value: unknown): 
   }
 }
 
+/**
+ * Checks tenant changes of settings with a platform ceiling against the platform's effective
+ * settings. Throws INVALID_ARGUMENT naming `settings.<path>` when a value is above the ceiling.
+ */
+export function checkPlatformCeilings(changes: SettingChange[], platform: IdentitySettings): void {
+  for (const { definition, value } of changes) {
+    if (!definition.platformCeiling || typeof value !== 'number') continue;
+    const ceiling = settingValue(platform, definition.key) as number;
+    if (value <= ceiling) continue;
+    const field = `settings.${definition.path}`;
+    throw invalidArgument(
+      field,
+      `${field} must be at most the platform's limit of ${describeStored(definition, ceiling)}, ` +
+        `got ${describeStored(definition, value)}; ask the platform admin to raise it`,
+    );
+  }
+}
+
+function describeStored(definition: SettingDefinition, value: number): string {
+  const kind = definition.kind;
+  if (kind.type !== 'duration') return String(value);
+  // Rounded to milliseconds, so 30000 ms at 0.001 s per unit reads as 30 seconds.
+  return describeSeconds(Math.round(value * kind.unitSeconds * 1000) / 1000);
+}
+
 /** Reports whether `name` is an IANA time zone that this runtime's Intl data contains. */
 export function isTimeZone(name: string): boolean {
   return isIanaTimeZone(name);
@@ -241,9 +275,11 @@ export interface ResolvedSettings {
 
 /**
  * Computes a tenant's effective identity settings: the tenant's override of a setting wins
- * over the platform's, which wins over the built-in default. Also returns each setting's source,
- * keyed by API field path (`password_policy.min_length`). With `tenantDb` null it returns the
- * platform level alone.
+ * over the platform's, which wins over the built-in default. A setting with a platform
+ * ceiling takes the smaller of the tenant's and the platform's value, so lowering the
+ * platform's value lowers tenants' too, and its source is the level whose value applies. Also
+ * returns each setting's source, keyed by API field path (`password_policy.min_length`). With
+ * `tenantDb` null it returns the platform level alone.
  */
 export async function loadIdentitySettings(
   platformDb: Pick<pg.Pool, 'query'>,
@@ -260,8 +296,13 @@ export async function loadIdentitySettings(
       sources[definition.path] = 'platform';
     }
     if (tenant.has(definition.key)) {
-      assignSettingValue(settings, definition.key, tenant.get(definition.key));
-      sources[definition.path] = 'tenant';
+      const value = tenant.get(definition.key);
+      const ceiling = settingValue(settings as unknown as IdentitySettings, definition.key);
+      const capped = definition.platformCeiling && typeof value === 'number' && value > (ceiling as number);
+      if (!capped) {
+        assignSettingValue(settings, definition.key, value);
+        sources[definition.path] = 'tenant';
+      }
     }
   }
   return { settings: settings as unknown as IdentitySettings, sources };

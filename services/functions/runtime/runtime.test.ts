@@ -150,6 +150,19 @@ describe('function runtime', () => {
 
     expect(result.status).toBe('error');
     expect(result.error).toContain('must be a function');
+    expect(result.error).not.toContain('worker.ts');
+    expect(result.error).not.toMatch(/^\s+at /m);
+  });
+
+  it('keeps only function stack frames', async () => {
+    const loadError = await execute('throw new Error("at load");\nexport default () => 1;', { functionName: 'loader' });
+    const callError = await execute('export default () => { null.x; };', { functionName: 'caller' });
+
+    expect(loadError.error).toMatch(/^Error: at load\n\s+at .*file:\/\/\/loader@1\.js:1:7/);
+    expect(loadError.error).not.toContain('worker.ts');
+    expect(loadError.error).not.toContain('<isolated-vm');
+    expect(callError.error).toMatch(/^TypeError: .*\n\s+at .*file:\/\/\/caller@1\.js:\d+:/);
+    expect(callError.error).not.toContain('<isolated-vm');
   });
 
   it('captures logs with fields', async () => {
@@ -187,6 +200,25 @@ describe('function runtime', () => {
     } finally {
       await bounded.close();
     }
+  });
+
+  it('counts every dropped log entry', async () => {
+    const result = await execute('export default () => { for (let i = 0; i < 1000; i++) console.log("line " + i); };');
+
+    expect(result.status).toBe('succeeded');
+    expect(result.logs).toHaveLength(201);
+    expect(result.logs[200]!.message).toMatch(/^800 log entries dropped: /);
+  });
+
+  it('counts entries dropped for size', async () => {
+    const result = await execute(
+      'export default () => { const line = "x".repeat(1000); for (let i = 0; i < 100000; i++) console.log(line); };',
+    );
+
+    expect(result.status).toBe('succeeded');
+    const kept = result.logs.length - 1;
+    expect(kept).toBeLessThan(200);
+    expect(result.logs[kept]!.message).toMatch(new RegExp(`^${100_000 - kept} log entries dropped: `));
   });
 
   it('returns a secret from the host', async () => {
@@ -421,8 +453,79 @@ describe('preparing a version', () => {
     expect(result.error).toContain('broken at load');
   });
 
+  it('check accepts a module that loads', async () => {
+    const { code } = compileFunction('export default () => 1;', 'javascript');
+    await expect(runtime.check({ tenant: 'acme', functionName: 'checked', version: 0, code, limits: defaultLimits })).resolves.toBeUndefined();
+  });
+
+  it('check reports a default export of another type', async () => {
+    const { code } = compileFunction('export default 5;', 'javascript');
+    const failure = await runtime.check({ tenant: 'acme', functionName: 'checked-five', version: 0, code, limits: defaultLimits });
+
+    expect(failure?.status).toBe('error');
+    expect(failure?.error).toContain('must be a function');
+    expect(failure?.error).not.toContain('worker.ts');
+  });
+
+  it('check reports a top level over its limit', async () => {
+    const { code } = compileFunction('while (true) {}\nexport default () => 1;', 'javascript');
+    const limits = { timeoutMs: 200, cpuMs: 200, memoryMb: 64 };
+    const failure = await runtime.check({ tenant: 'acme', functionName: 'checked-spin', version: 0, code, limits });
+
+    expect(['timeout', 'cpu_limit']).toContain(failure?.status);
+  });
+
   it('stops a module whose top level spins', async () => {
     const { code } = compileFunction('while (true) {}\nexport default () => 1;', 'javascript');
     await expect(prepared(code, 'prepared-spinning', { timeoutMs: 200, cpuMs: 200, memoryMb: 64 })).resolves.toBeUndefined();
+  });
+});
+
+describe('idle isolate cache', () => {
+  // Module scope keeps about 8 MiB of doubles alive between executions.
+  const holder = 'globalThis.kept = new Array(1_000_000).fill(0.5);\nexport default () => kept.length;';
+
+  it('stays within its heap budget', async () => {
+    const small = createFunctionRuntime({ maxWorkers: 1, maxIdleHeapMbPerWorker: 24 });
+    try {
+      for (const name of ['held-1', 'held-2', 'held-3', 'held-4']) {
+        const result = await execute(holder, { functionName: name, target: small });
+        expect(result.status).toBe('succeeded');
+      }
+      const stats = await small.idleIsolates();
+
+      expect(stats.idleIsolates).toBeGreaterThan(0);
+      expect(stats.idleIsolates).toBeLessThan(4);
+      expect(stats.idleHeapBytes).toBeLessThanOrEqual(24 * 1024 * 1024);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('disposes an isolate with a large heap', async () => {
+    const strict = createFunctionRuntime({ maxWorkers: 1, maxReusedIsolateHeapMb: 4 });
+    try {
+      await execute(trivial, { functionName: 'light', target: strict });
+      await execute(holder, { functionName: 'heavy', target: strict });
+      const stats = await strict.idleIsolates();
+
+      expect(stats.idleIsolates).toBe(1);
+      expect(stats.idleHeapBytes).toBeLessThanOrEqual(4 * 1024 * 1024);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('disposes isolates after the idle timeout', async () => {
+    const brief = createFunctionRuntime({ maxWorkers: 1, idleIsolateTimeoutMs: 100 });
+    try {
+      await execute(trivial, { target: brief });
+      expect((await brief.idleIsolates()).idleIsolates).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+
+      expect(await brief.idleIsolates()).toEqual({ idleIsolates: 0, idleHeapBytes: 0 });
+    } finally {
+      await brief.close();
+    }
   });
 });

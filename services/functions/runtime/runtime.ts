@@ -4,9 +4,20 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 
 import type { ExecutionResult, ExecutionTask, HostCalls } from './types.ts';
-import type { HostCallMessage, HostCallReply, PrepareTask, WorkerSettings, WorkerTask } from './worker.ts';
+import type {
+  CheckTask,
+  HostCallMessage,
+  HostCallReply,
+  IdleIsolateStats,
+  LoadFailure,
+  PrepareTask,
+  StatsTask,
+  WorkerSettings,
+  WorkerTask,
+} from './worker.ts';
 
 export type * from './types.ts';
+export type { IdleIsolateStats, LoadFailure } from './worker.ts';
 
 /**
  * Options of {@link createFunctionRuntime}. Every bound applies per execution.
@@ -21,6 +32,20 @@ export interface FunctionRuntimeOptions {
   concurrentTasksPerWorker?: number;
   /** Idle warm isolates each worker keeps, across all tenants. Default 64. */
   maxIdleIsolatesPerWorker?: number;
+  /**
+   * Heap the idle isolates of one worker may hold together, in MiB; the least recently used
+   * go first. Default 256: with the default 2 workers at most 512 MiB stays idle, while about
+   * 64 small isolates (1 to 4 MiB each) fit.
+   */
+  maxIdleHeapMbPerWorker?: number;
+  /**
+   * Heap above which an isolate is disposed after its execution instead of kept warm, in
+   * MiB, so one large function cannot fill the idle budget. Default 64, half the default
+   * function memory limit.
+   */
+  maxReusedIsolateHeapMb?: number;
+  /** Milliseconds an idle isolate is kept before it is disposed. Default 60,000. */
+  idleIsolateTimeoutMs?: number;
   /** Log entries kept; later ones are counted in one closing warning entry. Default 200. */
   maxLogEntries?: number;
   /** UTF-8 bytes of log messages and fields kept. Default 64 KiB. */
@@ -57,9 +82,23 @@ export interface FunctionRuntime {
    * worker that has not loaded the version and start cold there.
    */
   prepare(task: Omit<ExecutionTask, 'executionId' | 'request' | 'host'>): Promise<void>;
+  /**
+   * Loads a version into a fresh isolate under `limits` and discards it, to check a module
+   * before it is stored. Resolves with undefined when the module evaluates and its default
+   * export is a function, and otherwise with the top-level error or the limit it breached.
+   * The module's top level runs, but it has no `ctx`, so it can make no host calls.
+   */
+  check(task: Omit<ExecutionTask, 'executionId' | 'request' | 'host'>): Promise<LoadFailure | undefined>;
+  /**
+   * Reports the idle isolates of one worker and the heap they hold. Piscina picks the
+   * worker, so with one worker this covers the whole runtime.
+   */
+  idleIsolates(): Promise<IdleIsolateStats>;
   /** Stops the workers; executions still running end with a rejection. */
   close(): Promise<void>;
 }
+
+const MIB = 1024 * 1024;
 
 /** Smallest memory limit isolated-vm accepts, in MiB. */
 export const MIN_MEMORY_MB = 8;
@@ -86,13 +125,18 @@ const reservedSegments = new Set(['__proto__', 'prototype', 'constructor']);
  * `ctx`, but module scope and `globalThis` persist between executions that reuse the
  * isolate, as in Cloudflare Workers. An isolate serves one execution at a time and belongs to
  * one function version of one tenant, so tenants never share an isolate. An isolate is
- * discarded after any timeout, CPU or memory breach. Piscina does not route by tenant, so
+ * discarded after any timeout, CPU or memory breach, when its heap after an execution is
+ * above `maxReusedIsolateHeapMb`, when it stays idle for `idleIsolateTimeoutMs`, and when
+ * the worker's idle isolates hold more than `maxIdleHeapMbPerWorker` (least recent first). Piscina does not route by tenant, so
  * each worker warms its own isolates.
  */
 export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): FunctionRuntime {
   checkNodeSnapshotDisabled();
   const workerSettings: WorkerSettings = {
     maxIdleIsolates: positiveInteger(options.maxIdleIsolatesPerWorker, 64, 'maxIdleIsolatesPerWorker'),
+    maxIdleHeapBytes: MIB * positiveInteger(options.maxIdleHeapMbPerWorker, 256, 'maxIdleHeapMbPerWorker'),
+    maxReusedHeapBytes: MIB * positiveInteger(options.maxReusedIsolateHeapMb, 64, 'maxReusedIsolateHeapMb'),
+    idleIsolateTimeoutMs: positiveInteger(options.idleIsolateTimeoutMs, 60_000, 'idleIsolateTimeoutMs'),
     maxLogEntries: positiveInteger(options.maxLogEntries, 200, 'maxLogEntries'),
     maxLogBytes: positiveInteger(options.maxLogBytes, 64 * 1024, 'maxLogBytes'),
     maxLogMessageChars: positiveInteger(options.maxLogMessageChars, 8192, 'maxLogMessageChars'),
@@ -176,6 +220,24 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
         limits: task.limits,
       };
       await pool.run(prepareTask);
+    },
+
+    async check(task) {
+      checkTask({ ...task, executionId: '', request: { method: 'GET', path: '/', query: {}, headers: {}, body: null }, host: {} });
+      const workerTask: CheckTask = {
+        check: true,
+        tenant: task.tenant,
+        functionName: task.functionName,
+        version: task.version,
+        code: task.code,
+        limits: task.limits,
+      };
+      return (await pool.run(workerTask)) as LoadFailure | undefined;
+    },
+
+    async idleIsolates() {
+      const task: StatsTask = { stats: true };
+      return (await pool.run(task)) as IdleIsolateStats;
     },
 
     async close() {

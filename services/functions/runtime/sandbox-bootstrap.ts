@@ -9,7 +9,8 @@
  * heap and time accounting), and returns `install(handler)`. That returns
  * `run(requestJson, metaJson)`, which the worker calls once per execution and which resolves to
  * the JSON of an envelope: `{ ok: true, status, headers, kind, body }` with `kind` one of
- * `text`, `json` or `empty` and `body` the serialized text, or `{ ok: false, error }`.
+ * `text`, `json` or `empty` and `body` the serialized text, or `{ ok: false, error }`. Both
+ * carry `unsentLogs`, the log entries the sandbox counted but did not send to the worker.
  *
  * Function code shares this context and can replace built-ins such as `JSON.stringify`, so
  * the worker treats the envelope as untrusted input and validates it again.
@@ -43,11 +44,16 @@ function formatValue(value) {
   }
 }
 
+// Returns the execution's log writer and the count of entries it did not send.
 function createLogger(seq) {
   let sent = 0;
-  return function write(level, message, fields) {
+  let unsent = 0;
+  function write(level, message, fields) {
     // The worker enforces the bounds; this only stops a loop from flooding it.
-    if (sent > settings.maxLogEntries) return;
+    if (sent > settings.maxLogEntries) {
+      unsent += 1;
+      return;
+    }
     sent += 1;
     let fieldsJson = '';
     if (fields !== undefined && fields !== null) {
@@ -59,7 +65,8 @@ function createLogger(seq) {
     }
     const text = truncate(formatValue(message), settings.maxLogMessageChars);
     sendLog(seq, level, text, truncate(fieldsJson, settings.maxLogBytes));
-  };
+  }
+  return { write, unsent: () => unsent };
 }
 
 function createLog(write) {
@@ -72,7 +79,7 @@ function createLog(write) {
 }
 
 // console writes to the execution that ran last, because the context outlives executions.
-let consoleLogger = createLogger(0);
+let consoleLogger = createLogger(0).write;
 function consoleMethod(level) {
   return (...values) => consoleLogger(level, values.map(formatValue).join(' '));
 }
@@ -244,13 +251,13 @@ function finish(value) {
   try {
     envelope = envelopeFor(value);
   } catch (error) {
-    return stringify({ ok: false, error: describeError(error) });
+    return { ok: false, error: describeError(error) };
   }
   if (envelope.body.length > settings.maxResponseBytes) {
     const error = 'Response body is larger than ' + settings.maxResponseBytes + ' bytes';
-    return stringify({ ok: false, error });
+    return { ok: false, error };
   }
-  return stringify(envelope);
+  return envelope;
 }
 
 return function install(handler) {
@@ -259,16 +266,19 @@ return function install(handler) {
   }
   return function run(requestJson, metaJson) {
     const meta = parse(metaJson);
-    const write = createLogger(meta.seq);
-    consoleLogger = write;
+    const logger = createLogger(meta.seq);
+    consoleLogger = logger.write;
     const request = parse(requestJson);
-    const ctx = createContextObject(meta, write);
+    const ctx = createContextObject(meta, logger.write);
     return (async () => {
+      let envelope;
       try {
-        return finish(await handler(request, ctx));
+        envelope = finish(await handler(request, ctx));
       } catch (error) {
-        return stringify({ ok: false, error: describeError(error) });
+        envelope = { ok: false, error: describeError(error) };
       }
+      envelope.unsentLogs = logger.unsent();
+      return stringify(envelope);
     })();
   };
 };

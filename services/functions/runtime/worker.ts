@@ -21,7 +21,23 @@ import type {
 /** Bounds and cache size a worker receives as piscina `workerData`. */
 export interface WorkerSettings extends SandboxSettings {
   maxIdleIsolates: number;
+  /** Heap the idle isolates of this worker may hold together, in bytes. */
+  maxIdleHeapBytes: number;
+  /** Heap above which an isolate is disposed after its execution instead of kept, in bytes. */
+  maxReusedHeapBytes: number;
+  idleIsolateTimeoutMs: number;
   maxHostCallBytes: number;
+}
+
+/** A request for the counts of this worker's idle isolate cache. */
+export interface StatsTask {
+  stats: true;
+}
+
+/** Idle isolates of one worker and the heap they hold. */
+export interface IdleIsolateStats {
+  idleIsolates: number;
+  idleHeapBytes: number;
 }
 
 /** One execution as the main thread sends it to a worker. */
@@ -46,6 +62,22 @@ export interface PrepareTask {
   version: number;
   code: string;
   limits: { timeoutMs: number; cpuMs: number; memoryMb: number };
+}
+
+/** A request to load a version into a fresh isolate, report why it cannot run, and discard it. */
+export interface CheckTask {
+  check: true;
+  tenant: string;
+  functionName: string;
+  version: number;
+  code: string;
+  limits: { timeoutMs: number; cpuMs: number; memoryMb: number };
+}
+
+/** Why a module cannot run: its top-level error or the limit it breached while loading. */
+export interface LoadFailure {
+  status: ExecutionStatus;
+  error: string;
 }
 
 /** A host call request from the worker to the main thread. */
@@ -75,6 +107,7 @@ interface RunningExecution {
 interface WarmIsolate {
   key: string;
   code: string;
+  heapBytes: number;
   isolate: ivm.Isolate;
   run: ivm.Reference<(requestJson: string, metaJson: string) => Promise<string>>;
   execution: RunningExecution | undefined;
@@ -83,7 +116,13 @@ interface WarmIsolate {
 
 const settings = workerData as WorkerSettings;
 const log = pino({ name: 'functions-worker' });
-const cache = createIsolateCache<WarmIsolate>(settings.maxIdleIsolates);
+const cache = createIsolateCache<WarmIsolate>({
+  maxIdle: settings.maxIdleIsolates,
+  maxHeapBytes: settings.maxIdleHeapBytes,
+  idleTimeoutMs: settings.idleIsolateTimeoutMs,
+});
+// Sweeps at least twice per timeout, and unref'd, so it never keeps the worker alive.
+setInterval(() => cache.sweep(), Math.max(20, Math.min(settings.idleIsolateTimeoutMs / 2, 10_000))).unref();
 const staleReply = JSON.stringify({ stale: true });
 const logLevels = new Set(['debug', 'info', 'warn', 'error']);
 let nextSeq = 1;
@@ -96,13 +135,59 @@ function cacheKey(task: { tenant: string; functionName: string; version: number;
   return [task.tenant, task.functionName, task.version, task.limits.memoryMb].join('\u0000');
 }
 
-/** Runs one execution, or prepares an isolate for a {@link PrepareTask}. */
-export default async function run(task: WorkerTask | PrepareTask): Promise<ExecutionResult | undefined> {
+/**
+ * Runs one execution, prepares an isolate for a {@link PrepareTask}, or checks a module for a
+ * {@link CheckTask}, resolving with its failure or undefined.
+ */
+export default async function run(
+  task: WorkerTask | PrepareTask | CheckTask | StatsTask,
+): Promise<ExecutionResult | LoadFailure | IdleIsolateStats | undefined> {
+  if ('stats' in task) return { idleIsolates: cache.size, idleHeapBytes: cache.heapBytes };
   if ('prepare' in task) {
     await prepare(task);
     return undefined;
   }
+  if ('check' in task) {
+    const loaded = await loadWithLimits(cacheKey(task), task);
+    if ('warm' in loaded) {
+      loaded.warm.dispose();
+      return undefined;
+    }
+    return loaded;
+  }
   return execute(task);
+}
+
+/**
+ * Creates an isolate and evaluates the version's module under its time, CPU and memory limits.
+ * Resolves with the ready isolate, or with the failure after disposing it.
+ */
+async function loadWithLimits(
+  key: string,
+  task: PrepareTask | CheckTask,
+): Promise<{ warm: WarmIsolate } | LoadFailure> {
+  const isolate = new ivm.Isolate({ memoryLimit: task.limits.memoryMb, onCatastrophicError });
+  let breach: Breach | undefined;
+  const stop = (reason: Breach) => {
+    breach ??= reason;
+    if (!isolate.isDisposed) isolate.dispose();
+  };
+  const deadline = setTimeout(() => stop('timeout'), task.limits.timeoutMs);
+  const cpuLimitNs = BigInt(Math.round(task.limits.cpuMs * 1e6));
+  const cpuPoll = setInterval(() => {
+    if (!isolate.isDisposed && isolate.cpuTime > cpuLimitNs) stop('cpu_limit');
+  }, cpuPollInterval(task.limits.cpuMs));
+  try {
+    const warm = await startIsolate(key, task, isolate);
+    if (!isolate.isDisposed) return { warm };
+    return classifyFailure(new Error('isolate was disposed'), breach ?? 'timeout', task);
+  } catch (thrown) {
+    if (!isolate.isDisposed) isolate.dispose();
+    return classifyFailure(thrown, breach, task);
+  } finally {
+    clearTimeout(deadline);
+    clearInterval(cpuPoll);
+  }
 }
 
 /**
@@ -119,28 +204,14 @@ async function prepare(task: PrepareTask): Promise<void> {
   }
   if (preparing.get(key)?.code === task.code) return;
 
-  const isolate = new ivm.Isolate({ memoryLimit: task.limits.memoryMb, onCatastrophicError });
-  const deadline = setTimeout(() => isolate.dispose(), task.limits.timeoutMs);
-  const cpuLimitNs = BigInt(Math.round(task.limits.cpuMs * 1e6));
-  const cpuPoll = setInterval(() => {
-    if (!isolate.isDisposed && isolate.cpuTime > cpuLimitNs) isolate.dispose();
-  }, cpuPollInterval(task.limits.cpuMs));
-  const done = startIsolate(key, task, isolate).then(
-    (warm) => {
-      if (isolate.isDisposed) return;
-      cache.put(warm);
-    },
-    () => {
-      if (!isolate.isDisposed) isolate.dispose();
-    },
-  );
+  const done = loadWithLimits(key, task).then((loaded) => {
+    if ('warm' in loaded) keepIdle(loaded.warm);
+  });
   const entry = { code: task.code, done };
   preparing.set(key, entry);
   try {
     await done;
   } finally {
-    clearTimeout(deadline);
-    clearInterval(cpuPoll);
     if (preparing.get(key) === entry) preparing.delete(key);
   }
 }
@@ -208,6 +279,8 @@ async function execute(task: WorkerTask): Promise<ExecutionResult> {
       }),
     ], { arguments: { copy: true }, result: { promise: true, copy: true } });
     ({ status, response, error } = readEnvelope(envelopeJson));
+    if (error !== undefined) error = functionFrames(error, task);
+    execution.droppedLogs += readUnsentLogs(envelopeJson);
   } catch (thrown) {
     ({ status, error } = classifyFailure(thrown, breach, task));
   } finally {
@@ -219,7 +292,7 @@ async function execute(task: WorkerTask): Promise<ExecutionResult> {
   if (warm) {
     warm.execution = undefined;
     if (breach || warm.isolate.isDisposed || status === 'memory_limit') warm.dispose();
-    else cache.put(warm);
+    else keepIdle(warm);
   } else if (current && !current.isDisposed) {
     current.dispose();
   }
@@ -233,6 +306,25 @@ async function execute(task: WorkerTask): Promise<ExecutionResult> {
   };
 }
 
+/**
+ * Measures an isolate's heap and returns it to the cache, or disposes it when its heap is
+ * above `maxReusedHeapBytes`. The measure is the committed heap plus external memory such as
+ * ArrayBuffers, the memory the isolate keeps from the process while idle.
+ */
+function keepIdle(warm: WarmIsolate): void {
+  let heap;
+  try {
+    heap = warm.isolate.getHeapStatisticsSync();
+  } catch {
+    // The isolate was disposed meanwhile, by a watchdog or its memory limit.
+    warm.dispose();
+    return;
+  }
+  warm.heapBytes = heap.total_heap_size + heap.externally_allocated_size;
+  if (warm.heapBytes > settings.maxReusedHeapBytes) warm.dispose();
+  else cache.put(warm);
+}
+
 /** Creates the context, runs the bootstrap and the function module, and returns `run`. */
 async function startIsolate(
   key: string,
@@ -242,6 +334,7 @@ async function startIsolate(
   const warm: WarmIsolate = {
     key,
     code: task.code,
+    heapBytes: 0,
     isolate,
     run: undefined as unknown as WarmIsolate['run'],
     execution: undefined,
@@ -273,9 +366,7 @@ async function startIsolate(
       [hostCall, sendLog, JSON.stringify(sandboxSettings())],
       { result: { reference: true } },
     );
-    const module = await isolate.compileModule(task.code, {
-      filename: `file:///${task.functionName}@${task.version}.js`,
-    });
+    const module = await isolate.compileModule(task.code, { filename: moduleFilename(task) });
     await module.instantiate(context, (specifier: string) => {
       throw new Error(`Cannot import "${specifier}": functions cannot import modules.`);
     });
@@ -380,10 +471,13 @@ function parseFields(fieldsJson: string): Record<string, JsonValue> | undefined 
 // NOTE: log callbacks and the result reach this thread through isolated-vm's task queue.
 // Entries written just before `return` arrived first in every test run, but isolated-vm does
 // not document that order, so a final entry could be missed under load.
+// NOTE: the sandbox reports the entries it did not send in the envelope, so an execution that
+// ends on a limit counts only the entries that reached this thread.
 function finishLogs(execution: RunningExecution): ExecutionLog[] {
   if (execution.droppedLogs === 0) return execution.logs;
+  const count = execution.droppedLogs;
   const message =
-    `${execution.droppedLogs} log entries dropped: an execution keeps at most ` +
+    `${count} log ${count === 1 ? 'entry' : 'entries'} dropped: an execution keeps at most ` +
     `${settings.maxLogEntries} entries and ${settings.maxLogBytes} bytes`;
   return [...execution.logs, { level: 'warn', message, time: Date.now() }];
 }
@@ -392,8 +486,8 @@ function finishLogs(execution: RunningExecution): ExecutionLog[] {
 function classifyFailure(
   thrown: unknown,
   breach: Breach | undefined,
-  task: WorkerTask,
-): { status: ExecutionStatus; error: string } {
+  task: Pick<WorkerTask, 'functionName' | 'version' | 'limits'>,
+): LoadFailure {
   const message = thrown instanceof Error ? thrown.message : String(thrown);
   if (breach === 'timeout') {
     return { status: 'timeout', error: `Execution timed out after ${task.limits.timeoutMs} ms` };
@@ -411,7 +505,38 @@ function classifyFailure(
     };
   }
   const detail = thrown instanceof Error && thrown.stack ? thrown.stack : message;
-  return { status: 'error', error: detail.slice(0, settings.maxErrorChars) };
+  return { status: 'error', error: functionFrames(detail, task).slice(0, settings.maxErrorChars) };
+}
+
+/**
+ * Removes the stack frames that do not point into the function's own module: the worker's
+ * host frames, which name files on the server, and the sandbox bootstrap's. The message
+ * lines stay.
+ */
+function functionFrames(text: string, task: Pick<WorkerTask, 'functionName' | 'version'>): string {
+  const moduleFile = moduleFilename(task);
+  return text
+    .split('\n')
+    .filter((line) => !/^\s+at\b/.test(line) || line.includes(moduleFile))
+    .join('\n');
+}
+
+function moduleFilename(task: Pick<WorkerTask, 'functionName' | 'version'>): string {
+  return `file:///${task.functionName}@${task.version}.js`;
+}
+
+/**
+ * Reads the envelope's count of log entries the sandbox did not send. Function code could
+ * change it, but only to misreport its own logs, so an invalid count only reads as zero.
+ */
+function readUnsentLogs(envelopeJson: unknown): number {
+  if (typeof envelopeJson !== 'string') return 0;
+  try {
+    const { unsentLogs } = JSON.parse(envelopeJson) as { unsentLogs?: unknown };
+    return Number.isSafeInteger(unsentLogs) && (unsentLogs as number) > 0 ? (unsentLogs as number) : 0;
+  } catch {
+    return 0;
+  }
 }
 
 const headerName = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;

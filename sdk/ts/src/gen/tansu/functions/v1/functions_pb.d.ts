@@ -578,7 +578,8 @@ export declare type InvokeFunctionResponse = Message<"tansu.functions.v1.InvokeF
   httpStatus: number;
 
   /**
-   * Response headers the function returned.
+   * Response headers the function returned, as it returned them; the header filter of the
+   * plain HTTP route (see the service comment) does not apply here.
    *
    * @generated from field: map<string, string> headers = 4;
    */
@@ -592,7 +593,8 @@ export declare type InvokeFunctionResponse = Message<"tansu.functions.v1.InvokeF
   body?: Value | undefined;
 
   /**
-   * The function's error and stack, or the limit breached; empty on success.
+   * The function's error and the stack frames in its own module, or the limit breached;
+   * empty on success.
    *
    * @generated from field: string error = 6;
    */
@@ -762,6 +764,17 @@ export declare const GetExecutionResponseSchema: GenMessage<GetExecutionResponse
  * admin token, and returns UNAUTHENTICATED without a token and PERMISSION_DENIED for a token
  * of another tenant or without the role. The tenant is checked after the token, so NOT_FOUND
  * for an unknown tenant reaches only platform admins.
+ *
+ * Besides InvokeFunction, a function answers plain HTTP at `/functions/{tenant}/{name}[/...]`
+ * with its own status, headers and body. Functions share the API's origin, so the server
+ * filters the headers a function returns on that route: it drops hop-by-hop and framing
+ * headers (Connection, Keep-Alive, Transfer-Encoding, Content-Length, Upgrade, TE, Trailer,
+ * Proxy-*), headers that act on the whole origin (Set-Cookie, Strict-Transport-Security,
+ * Clear-Site-Data, Alt-Svc, Service-Worker-Allowed), Refresh and X-Tansu-*; it keeps Location
+ * only on a 3xx status; and it adds `X-Content-Type-Options: nosniff` and the policy
+ * `Content-Security-Policy: sandbox`, next to any policy the function set, so an HTML
+ * response runs no script with the origin's privileges. A function that needs cookies or
+ * scripted pages must be served from an origin of its own, through a proxy in front.
  * buf:lint:ignore SERVICE_SUFFIX
  * The product's public service names (TenantAuth, Tenants, ...) predate the Service suffix.
  *
@@ -805,8 +818,10 @@ export declare const Functions: GenService<{
    * Compiles the source, stores it as a new immutable version and activates it, creating the
    * function first when it does not exist. The next call runs the new version. Deploying the
    * same source again still makes a new version.
+   * Before storing, the server loads the module once under the version's limits.
    * Errors: INVALID_ARGUMENT (reason FUNCTION_SYNTAX_ERROR with line and column, or
-   * FUNCTION_INVALID_MODULE) for source that does not compile, in which case the active
+   * FUNCTION_INVALID_MODULE) for source that does not compile, whose top level throws or
+   * breaches a limit, or whose default export is not a function, in which case the active
    * version stays as it was; INVALID_ARGUMENT for limits above the tenant's ceilings.
    *
    * @generated from rpc tansu.functions.v1.Functions.DeployFunction

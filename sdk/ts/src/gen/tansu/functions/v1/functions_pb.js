@@ -174,6 +174,17 @@ export const GetExecutionResponseSchema = /*@__PURE__*/
  * admin token, and returns UNAUTHENTICATED without a token and PERMISSION_DENIED for a token
  * of another tenant or without the role. The tenant is checked after the token, so NOT_FOUND
  * for an unknown tenant reaches only platform admins.
+ *
+ * Besides InvokeFunction, a function answers plain HTTP at `/functions/{tenant}/{name}[/...]`
+ * with its own status, headers and body. Functions share the API's origin, so the server
+ * filters the headers a function returns on that route: it drops hop-by-hop and framing
+ * headers (Connection, Keep-Alive, Transfer-Encoding, Content-Length, Upgrade, TE, Trailer,
+ * Proxy-*), headers that act on the whole origin (Set-Cookie, Strict-Transport-Security,
+ * Clear-Site-Data, Alt-Svc, Service-Worker-Allowed), Refresh and X-Tansu-*; it keeps Location
+ * only on a 3xx status; and it adds `X-Content-Type-Options: nosniff` and the policy
+ * `Content-Security-Policy: sandbox`, next to any policy the function set, so an HTML
+ * response runs no script with the origin's privileges. A function that needs cookies or
+ * scripted pages must be served from an origin of its own, through a proxy in front.
  * buf:lint:ignore SERVICE_SUFFIX
  * The product's public service names (TenantAuth, Tenants, ...) predate the Service suffix.
  *

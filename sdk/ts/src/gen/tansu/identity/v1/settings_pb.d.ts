@@ -128,14 +128,15 @@ export declare type IdentitySettings = Message<"tansu.identity.v1.IdentitySettin
 
   /**
    * Wall-time limit of one function execution, 1 to 300 seconds (the platform maximum), whole
-   * seconds. Default 30 seconds.
+   * seconds. A tenant's value is capped by the platform's. Default 30 seconds.
    *
    * @generated from field: google.protobuf.Duration function_timeout = 15;
    */
   functionTimeout?: Duration | undefined;
 
   /**
-   * Heap limit of one function execution in MiB, 8 to 512 (the platform maximum). Default 128.
+   * Heap limit of one function execution in MiB, 8 to 512 (the platform maximum). A tenant's
+   * value is capped by the platform's. Default 128.
    *
    * @generated from field: optional int32 function_memory_mb = 16;
    */
@@ -143,7 +144,8 @@ export declare type IdentitySettings = Message<"tansu.identity.v1.IdentitySettin
 
   /**
    * Function executions the tenant may start per minute, counted per server process, 1 to
-   * 1000000. Calls over it get RESOURCE_EXHAUSTED. Default 100.
+   * 1000000. Calls over it get RESOURCE_EXHAUSTED. A tenant's value is capped by the
+   * platform's. Default 100.
    *
    * @generated from field: optional int32 function_executions_per_minute = 17;
    */
@@ -551,8 +553,11 @@ export declare const Settings: GenService<{
    * applies again. Changes take effect at once on this server and within a few seconds on
    * other replicas. Repeating the call with the same values changes nothing. Tenant admins of
    * the tenant and platform admins may call it.
+   * The three function settings may not go above the platform's value (or the default): the
+   * platform admin sets the ceiling. When the platform lowers its value below a tenant's
+   * override, the platform's value applies and is reported with source PLATFORM (or DEFAULT).
    * Errors: as GetTenantSettings, plus INVALID_ARGUMENT for an unknown mask path or a value
-   * out of range, naming the field and the allowed range.
+   * out of range or above the platform's ceiling, naming the field and the allowed range.
    *
    * @generated from rpc tansu.identity.v1.Settings.UpdateTenantSettings
    */
