@@ -1,10 +1,18 @@
 import { platformAdminToken, provisionTenant, rest } from './support/rest.ts';
-import { followRedirects, startGithubFake, startOpenIdProvider, type FakeProvider } from './support/fake-providers.ts';
+import {
+  followRedirects,
+  startGithubFake,
+  startMicrosoftStandIn,
+  startOpenIdProvider,
+  type FakeProvider,
+  type MicrosoftStandIn,
+} from './support/fake-providers.ts';
 import { startServer, type TestServer } from './support/server.ts';
 
 let server: TestServer;
 let google: FakeProvider;
 let github: FakeProvider;
+let microsoft: MicrosoftStandIn;
 let acmeAdmin: string;
 let widgetsAdmin: string;
 
@@ -14,6 +22,10 @@ async function adminTokenOf(tenant: string, credentials: { adminEmail: string; a
   });
   return signedIn.body.accessToken as string;
 }
+
+// Directory (tenant) ids of the Microsoft stand-in.
+const CONTOSO = '8eaef023-2b34-4da1-9baa-8bc8c9d6a490';
+const FABRIKAM = '82229342-1101-4ab6-817b-70c0747630f3';
 
 const providersUrl = (tenant: string) => `${server.baseUrl}/identity/api/${tenant}/settings/oauth-providers`;
 const callbackOf = (tenant: string, provider: string) => `${server.baseUrl}/identity/api/${tenant}/auth/callback/${provider}`;
@@ -30,6 +42,14 @@ beforeAll(async () => {
     redirectUris: [callbackOf('acme', 'google')],
   });
   github = await startGithubFake({ clientId: 'acme-github-client', clientSecret: 'acme-github-secret-value' });
+  microsoft = await startMicrosoftStandIn(
+    {
+      clientId: 'tansu-microsoft-client',
+      clientSecret: 'tansu-microsoft-secret-value',
+      redirectUris: [callbackOf('acme', 'microsoft'), callbackOf('widgets', 'microsoft')],
+    },
+    [CONTOSO, FABRIKAM],
+  );
 
   const configured = await rest('POST', providersUrl('acme'), {
     token: acmeAdmin,
@@ -47,11 +67,24 @@ beforeAll(async () => {
     },
   });
   expect(githubConfigured.status).toBe(200);
+
+  // acme takes accounts of any directory, widgets only those of Contoso.
+  for (const [tenant, token, issuer] of [
+    ['acme', acmeAdmin, microsoft.commonIssuer],
+    ['widgets', widgetsAdmin, microsoft.issuerOf(CONTOSO)],
+  ]) {
+    const microsoftConfigured = await rest('POST', providersUrl(tenant), {
+      token,
+      body: { providerId: 'microsoft', clientId: 'tansu-microsoft-client', clientSecret: 'tansu-microsoft-secret-value', issuer },
+    });
+    expect(microsoftConfigured.status).toBe(200);
+  }
 });
 
 afterAll(async () => {
   await google?.close();
   await github?.close();
+  await microsoft?.close();
   await server?.stop();
 });
 
@@ -172,5 +205,88 @@ describe('sign-in with GitHub', () => {
     const signedIn = await signInWith('acme', 'github');
     expect(signedIn.status).toBe(200);
     expect(signedIn.body.user).toMatchObject({ email: 'octo@acme.test', displayName: 'Octo' });
+  });
+});
+
+describe('sign-in with Microsoft', () => {
+  test('test call reports active for common and directory issuers', async () => {
+    const common = await rest('POST', `${providersUrl('acme')}/microsoft/test`, { token: acmeAdmin, body: {} });
+    expect(common.body).toMatchObject({ active: true, status: 'active' });
+    const directory = await rest('POST', `${providersUrl('widgets')}/microsoft/test`, { token: widgetsAdmin, body: {} });
+    expect(directory.body).toMatchObject({ active: true, status: 'active' });
+  });
+
+  test('authorize redirect carries state, PKCE and nonce', async () => {
+    microsoft.signInAs({ tenant: CONTOSO, id: 'ms-redirect', email: 'redirect@contoso.test', emailVerified: true, name: 'R' });
+    const start = await fetch(`${server.baseUrl}/identity/api/acme/auth/authorize/microsoft`, { redirect: 'manual' });
+    expect(start.status).toBe(302);
+    const providerUrl = new URL(start.headers.get('location')!);
+    expect(providerUrl.href.startsWith(`${microsoft.issuerOf(CONTOSO)}/`)).toBe(true);
+    expect(providerUrl.searchParams.get('client_id')).toBe('tansu-microsoft-client');
+    expect(providerUrl.searchParams.get('redirect_uri')).toBe(callbackOf('acme', 'microsoft'));
+    expect(providerUrl.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(providerUrl.searchParams.get('code_challenge')).toMatch(/^[\w-]{43}$/);
+    expect(providerUrl.searchParams.get('state')).toBeTruthy();
+    expect(providerUrl.searchParams.get('nonce')).toBeTruthy();
+  });
+
+  test('common issuer: first sign-in creates, next finds', async () => {
+    microsoft.signInAs({ tenant: CONTOSO, id: 'ms-1001', email: 'Ada@Contoso.test', emailVerified: true, name: 'Ada' });
+    const first = await signInWith('acme', 'microsoft');
+    expect(first.status).toBe(200);
+    expect(first.body.user).toMatchObject({ email: 'ada@contoso.test', emailVerified: true, displayName: 'Ada' });
+    const me = await rest('GET', `${server.baseUrl}/identity/api/acme/auth/me`, { token: first.body.accessToken });
+    expect(me.status).toBe(200);
+
+    const second = await signInWith('acme', 'microsoft');
+    expect(second.status).toBe(200);
+    expect(second.body.user.id).toBe(first.body.user.id);
+  });
+
+  test('common issuer keys accounts by directory and sub', async () => {
+    microsoft.signInAs({ tenant: CONTOSO, id: 'ms-shared-sub', email: 'one@contoso.test', emailVerified: true, name: 'One' });
+    const contoso = await signInWith('acme', 'microsoft');
+    expect(contoso.status).toBe(200);
+    microsoft.signInAs({ tenant: FABRIKAM, id: 'ms-shared-sub', email: 'two@fabrikam.test', emailVerified: true, name: 'Two' });
+    const fabrikam = await signInWith('acme', 'microsoft');
+    expect(fabrikam.status).toBe(200);
+    expect(fabrikam.body.user.email).toBe('two@fabrikam.test');
+    expect(fabrikam.body.user.id).not.toBe(contoso.body.user.id);
+  });
+
+  test('email without xms_edov does not link', async () => {
+    await rest('POST', `${server.baseUrl}/identity/api/acme/auth/signup`, {
+      body: { email: 'grace@contoso.test', password: 'a perfectly fine passphrase' },
+    });
+    microsoft.signInAs({ tenant: FABRIKAM, id: 'ms-2002', email: 'grace@contoso.test', emailVerified: false, name: 'Not Grace' });
+    const rejected = await signInWith('acme', 'microsoft');
+    expect(rejected.status).toBe(409);
+    expect(rejected.body.error).toBe('email_not_verified');
+  });
+
+  test('email without xms_edov creates an unverified user', async () => {
+    microsoft.signInAs({ tenant: FABRIKAM, id: 'ms-2003', email: 'fresh@fabrikam.test', emailVerified: false, name: 'Fresh' });
+    const created = await signInWith('acme', 'microsoft');
+    expect(created.status).toBe(200);
+    expect(created.body.user).toMatchObject({ email: 'fresh@fabrikam.test', emailVerified: false });
+  });
+
+  test('xms_edov links to the existing user', async () => {
+    const existing = await rest('POST', `${server.baseUrl}/identity/api/acme/auth/signup`, {
+      body: { email: 'linus@contoso.test', password: 'a perfectly fine passphrase' },
+    });
+    microsoft.signInAs({ tenant: CONTOSO, id: 'ms-3003', email: 'linus@contoso.test', emailVerified: true, name: 'Linus' });
+    const linked = await signInWith('acme', 'microsoft');
+    expect(linked.status).toBe(200);
+    expect(linked.body.user.id).toBe(existing.body.user.id);
+  });
+
+  test('directory issuer signs in its accounts', async () => {
+    microsoft.signInAs({ tenant: CONTOSO, id: 'ms-4004', email: 'dir@contoso.test', emailVerified: true, name: 'Dir' });
+    const first = await signInWith('widgets', 'microsoft');
+    expect(first.status).toBe(200);
+    expect(first.body.user.email).toBe('dir@contoso.test');
+    const second = await signInWith('widgets', 'microsoft');
+    expect(second.body.user.id).toBe(first.body.user.id);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import Provider from 'oidc-provider';
@@ -24,37 +24,21 @@ async function listen(server: Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
+type OpenIdClient = { clientId: string; clientSecret: string; redirectUris: string[] };
+type OidcProvider = InstanceType<typeof Provider>;
+
 /**
- * Starts a real OpenID provider (oidc-provider) standing in for Google or Microsoft. Its login
- * and consent steps finish at once as the account chosen with `signInAs`.
+ * Creates an oidc-provider for `issuer` whose interactions live under `mountPath` and whose
+ * accounts have the claims `claimsOf` returns.
  */
-export async function startOpenIdProvider(client: { clientId: string; clientSecret: string; redirectUris: string[] }): Promise<FakeProvider> {
-  let account: FakeAccount | undefined;
-  const accounts = new Map<string, FakeAccount>();
-  let provider: InstanceType<typeof Provider> | undefined;
-  const server = createServer((request, response) => {
-    void (async () => {
-      if (request.url?.startsWith('/interaction/')) {
-        const details = await provider!.interactionDetails(request, response);
-        let result;
-        if (details.prompt.name === 'login') {
-          result = { login: { accountId: account!.id } };
-        } else {
-          const grant = new provider!.Grant({ accountId: details.session!.accountId, clientId: String(details.params.client_id) });
-          grant.addOIDCScope(String(details.params.scope));
-          result = { consent: { grantId: await grant.save() } };
-        }
-        await provider!.interactionFinished(request, response, result, { mergeWithLastSubmission: false });
-        return;
-      }
-      provider!.callback()(request, response);
-    })().catch((error) => {
-      response.statusCode = 500;
-      response.end(String(error));
-    });
-  });
-  const baseUrl = await listen(server);
-  provider = new Provider(baseUrl, {
+function createProvider(
+  issuer: string,
+  mountPath: string,
+  client: OpenIdClient,
+  claimsOf: (id: string) => Record<string, unknown> | undefined,
+  scopeClaims: Record<string, string[]>,
+): OidcProvider {
+  return new Provider(issuer, {
     clients: [
       {
         client_id: client.clientId,
@@ -64,24 +48,142 @@ export async function startOpenIdProvider(client: { clientId: string; clientSecr
       },
     ],
     findAccount: (_context: unknown, id: string) => {
-      const found = accounts.get(id);
-      if (!found) return undefined;
-      return {
-        accountId: id,
-        claims: () => ({ sub: id, email: found.email, email_verified: found.emailVerified, name: found.name }),
-      };
+      const claims = claimsOf(id);
+      if (!claims) return undefined;
+      return { accountId: id, claims: () => ({ sub: id, ...claims }) };
     },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    claims: scopeClaims,
     conformIdTokenClaims: false,
     features: { devInteractions: { enabled: false } },
-    interactions: { url: (_context: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
+    interactions: { url: (_context: unknown, interaction: { uid: string }) => `${mountPath}/interaction/${interaction.uid}` },
     cookies: { keys: [randomBytes(16).toString('hex')] },
   });
+}
+
+/** Finishes the login and consent steps of an interaction at once, as account `accountId`. */
+async function finishInteraction(provider: OidcProvider, request: IncomingMessage, response: ServerResponse, accountId: string) {
+  const details = await provider.interactionDetails(request, response);
+  let result;
+  if (details.prompt.name === 'login') {
+    result = { login: { accountId } };
+  } else {
+    const grant = new provider.Grant({ accountId: details.session!.accountId, clientId: String(details.params.client_id) });
+    grant.addOIDCScope(String(details.params.scope));
+    result = { consent: { grantId: await grant.save() } };
+  }
+  await provider.interactionFinished(request, response, result, { mergeWithLastSubmission: false });
+}
+
+/** Serves `request` with `provider`, mounted at `mountPath`, which the request URL starts with. */
+async function serve(provider: OidcProvider, mountPath: string, request: IncomingMessage, response: ServerResponse, accountId: () => string) {
+  // oidc-provider finds its mount path from originalUrl, as under Express's app.use(path).
+  (request as IncomingMessage & { originalUrl?: string }).originalUrl = request.url;
+  request.url = request.url!.slice(mountPath.length) || '/';
+  if (request.url.startsWith('/interaction/')) return finishInteraction(provider, request, response, accountId());
+  return provider.callback()(request, response);
+}
+
+function answerWithError(response: ServerResponse) {
+  return (error: unknown) => {
+    response.statusCode = 500;
+    response.end(String(error));
+  };
+}
+
+/**
+ * Starts a real OpenID provider (oidc-provider) standing in for Google. Its login and consent
+ * steps finish at once as the account chosen with `signInAs`.
+ */
+export async function startOpenIdProvider(client: OpenIdClient): Promise<FakeProvider> {
+  let account: FakeAccount | undefined;
+  const accounts = new Map<string, FakeAccount>();
+  let provider: OidcProvider | undefined;
+  const server = createServer((request, response) => {
+    serve(provider!, '', request, response, () => account!.id).catch(answerWithError(response));
+  });
+  const baseUrl = await listen(server);
+  provider = createProvider(
+    baseUrl,
+    '',
+    client,
+    (id) => {
+      const found = accounts.get(id);
+      return found && { email: found.email, email_verified: found.emailVerified, name: found.name };
+    },
+    { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+  );
   return {
     baseUrl,
     signInAs(next) {
       account = next;
       accounts.set(next.id, next);
+    },
+    close: () => new Promise((done) => server.close(() => done())),
+  };
+}
+
+/** An account of the Microsoft stand-in: `tenant` is its directory id, `emailVerified` sets `xms_edov`. */
+export interface MicrosoftAccount extends FakeAccount {
+  tenant: string;
+}
+
+/** The Microsoft stand-in: one issuer per directory and a `common` authority over them. */
+export interface MicrosoftStandIn {
+  baseUrl: string;
+  /** `<baseUrl>/common/v2.0`, whose metadata names the issuer `<baseUrl>/{tenantid}/v2.0`. */
+  commonIssuer: string;
+  /** `<baseUrl>/<tenant>/v2.0`, the issuer of one directory. */
+  issuerOf(tenant: string): string;
+  signInAs(account: MicrosoftAccount): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a stand-in for Microsoft Entra ID on 127.0.0.1 with a real oidc-provider per directory
+ * at `/<tenant>/v2.0`. Its ID tokens carry `tid`, `email` and `xms_edov`, and no
+ * `email_verified`. The `common` authority at `/common/v2.0` serves the metadata of the
+ * directory of the account chosen with `signInAs`, with the issuer template
+ * `<baseUrl>/{tenantid}/v2.0` in place of its issuer, as Microsoft publishes it.
+ */
+export async function startMicrosoftStandIn(client: OpenIdClient, tenants: string[]): Promise<MicrosoftStandIn> {
+  let account: MicrosoftAccount | undefined;
+  const accounts = new Map<string, MicrosoftAccount>();
+  const providers = new Map<string, OidcProvider>();
+  const server = createServer((request, response) => {
+    const [authority] = new URL(request.url!, 'http://127.0.0.1').pathname.split('/').filter(Boolean);
+    const work = async () => {
+      if (authority === 'common' && request.url === '/common/v2.0/.well-known/openid-configuration') {
+        const tenant = account?.tenant ?? tenants[0];
+        const metadata = await (await fetch(`${baseUrl}/${tenant}/v2.0/.well-known/openid-configuration`)).json();
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ ...metadata, issuer: `${baseUrl}/{tenantid}/v2.0` }));
+        return;
+      }
+      const provider = providers.get(authority ?? '');
+      if (!provider) {
+        response.writeHead(404).end();
+        return;
+      }
+      await serve(provider, `/${authority}/v2.0`, request, response, () => account!.id);
+    };
+    work().catch(answerWithError(response));
+  });
+  const baseUrl = await listen(server);
+  for (const tenant of tenants) {
+    const claimsOf = (id: string) => {
+      const found = accounts.get(`${tenant}/${id}`);
+      return found && { tid: tenant, email: found.email, xms_edov: found.emailVerified, name: found.name };
+    };
+    const scopeClaims = { openid: ['sub', 'tid'], email: ['email', 'xms_edov'], profile: ['name'] };
+    providers.set(tenant, createProvider(`${baseUrl}/${tenant}/v2.0`, `/${tenant}/v2.0`, client, claimsOf, scopeClaims));
+  }
+  return {
+    baseUrl,
+    commonIssuer: `${baseUrl}/common/v2.0`,
+    issuerOf: (tenant) => `${baseUrl}/${tenant}/v2.0`,
+    signInAs(next) {
+      account = next;
+      accounts.set(`${next.tenant}/${next.id}`, next);
     },
     close: () => new Promise((done) => server.close(() => done())),
   };

@@ -1,4 +1,7 @@
+import { createRemoteJWKSet } from 'jose';
 import * as oidc from 'openid-client';
+
+import { checkMetadataIssuer, MICROSOFT_COMMON_ISSUER, verifyMicrosoftIdToken } from './microsoft.ts';
 
 /** Provider kinds a tenant may configure. */
 export const PROVIDER_KINDS = ['google', 'microsoft', 'github'] as const;
@@ -21,7 +24,7 @@ export interface ProviderConfig {
 
 /** What a provider says about the person who signed in. */
 export interface ExternalProfile {
-  /** The provider's stable id of the account. */
+  /** The provider's stable id of the account; for Microsoft `<tid>:<sub>`. */
   id: string;
   email?: string;
   /** True only when the provider states the email was verified. */
@@ -37,10 +40,7 @@ export interface PendingSecrets {
 
 const DEFAULT_ISSUERS: Record<'google' | 'microsoft', string> = {
   google: 'https://accounts.google.com',
-  // NOTE: the `common` endpoint's metadata names a `{tenantid}` issuer that differs from this
-  // URL, so issuer validation fails with it; configure a directory-specific issuer such as
-  // `https://login.microsoftonline.com/<directory id>/v2.0`.
-  microsoft: 'https://login.microsoftonline.com/common/v2.0',
+  microsoft: MICROSOFT_COMMON_ISSUER,
 };
 
 /** Returns true for http URLs on loopback hosts, the only plain-HTTP providers accepted. */
@@ -50,13 +50,18 @@ function isLoopbackHttp(url: URL): boolean {
 
 async function openIdConfiguration(config: ProviderConfig): Promise<oidc.Configuration> {
   const issuer = new URL(config.issuer || DEFAULT_ISSUERS[config.kind as 'google' | 'microsoft']);
-  return oidc.discovery(
-    issuer,
-    config.clientId,
-    config.clientSecret,
-    oidc.ClientSecretPost(config.clientSecret),
-    isLoopbackHttp(issuer) ? { execute: [oidc.allowInsecureRequests], timeout: 10 } : { timeout: 10 },
-  );
+  const options = isLoopbackHttp(issuer) ? { execute: [oidc.allowInsecureRequests], timeout: 10 } : { timeout: 10 };
+  const authentication = oidc.ClientSecretPost(config.clientSecret);
+  if (config.kind !== 'microsoft') return oidc.discovery(issuer, config.clientId, config.clientSecret, authentication, options);
+
+  // Given the issuer URL, openid-client rejects metadata whose issuer differs from it, except
+  // on login.microsoftonline.com. Given the document URL it compares nothing, so Tansu applies
+  // its own Microsoft rule here and in verifyMicrosoftIdToken, on any host.
+  const document = new URL(`${issuer.href.replace(/\/$/, '')}/.well-known/openid-configuration`);
+  const configuration = await oidc.discovery(document, config.clientId, config.clientSecret, authentication, options);
+  const problem = checkMetadataIssuer(issuer.href, configuration.serverMetadata().issuer);
+  if (problem) throw new Error(problem);
+  return configuration;
 }
 
 function githubUrls(config: ProviderConfig) {
@@ -112,6 +117,7 @@ export async function completeAuthorization(
 ): Promise<ExternalProfile> {
   if (config.kind === 'github') return completeGithub(config, callbackUrl, currentUrl, secrets);
   const configuration = await openIdConfiguration(config);
+  if (config.kind === 'microsoft') return completeMicrosoft(config, configuration, callbackUrl, currentUrl, secrets);
   const tokens = await oidc.authorizationCodeGrant(configuration, currentUrl, {
     pkceCodeVerifier: secrets.codeVerifier,
     expectedState: state,
@@ -124,6 +130,60 @@ export async function completeAuthorization(
     email: typeof claims.email === 'string' ? claims.email : undefined,
     emailVerified: claims.email_verified === true,
     name: typeof claims.name === 'string' ? claims.name : '',
+  };
+}
+
+/**
+ * Exchanges the code at Microsoft's token endpoint and checks the ID token with
+ * verifyMicrosoftIdToken, because openid-client cannot apply the `{tenantid}` issuer rule to
+ * metadata read from the document URL. The state was checked by the caller, which found the
+ * pending sign-in by it.
+ */
+async function completeMicrosoft(
+  config: ProviderConfig,
+  configuration: oidc.Configuration,
+  callbackUrl: string,
+  currentUrl: URL,
+  secrets: PendingSecrets,
+): Promise<ExternalProfile> {
+  const metadata = configuration.serverMetadata();
+  const code = currentUrl.searchParams.get('code');
+  if (!code) throw new Error(`Microsoft returned no code: ${currentUrl.searchParams.get('error') ?? 'unknown error'}`);
+  if (!metadata.token_endpoint || !metadata.jwks_uri) throw new Error('the provider metadata has no token endpoint or jwks_uri');
+  if (!secrets.nonce) throw new Error('the pending sign-in has no nonce');
+  for (const endpoint of [metadata.token_endpoint, metadata.jwks_uri]) {
+    const url = new URL(endpoint);
+    if (url.protocol !== 'https:' && !isLoopbackHttp(url)) throw new Error(`the provider endpoint ${endpoint} is not https`);
+  }
+
+  const response = await fetch(metadata.token_endpoint, {
+    method: 'POST',
+    headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: callbackUrl,
+      code_verifier: secrets.codeVerifier,
+      client_id: config.clientId,
+      client_secret: config.clientSecret,
+    }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const tokens = (await response.json().catch(() => ({}))) as { id_token?: unknown; error?: string };
+  if (!response.ok || typeof tokens.id_token !== 'string') {
+    throw new Error(`Microsoft rejected the code: ${tokens.error ?? `HTTP ${response.status} without an ID token`}`);
+  }
+
+  const identity = await verifyMicrosoftIdToken(tokens.id_token, createRemoteJWKSet(new URL(metadata.jwks_uri)), {
+    metadataIssuer: metadata.issuer,
+    clientId: config.clientId,
+    nonce: secrets.nonce,
+  });
+  return {
+    id: `${identity.tenantId}:${identity.subject}`,
+    email: identity.email,
+    emailVerified: identity.email !== undefined && identity.emailDomainVerified,
+    name: identity.name,
   };
 }
 
