@@ -220,7 +220,7 @@ interface ClaimedRow {
   replayed: boolean;
 }
 
-/** Work a dispatcher pass has been asked to do. */
+/** Work requested of the next dispatcher pass. */
 interface PendingWork {
   /** Outbox events may wait for fan-out. */
   fanOut: boolean;
@@ -511,7 +511,7 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
     if (free <= 0 || !work.due) return;
     const signals = dueSignals;
     const rows = await claim(free);
-    // Nothing more is due until a signal says so, unless one arrived during the claim.
+    // Nothing more is due until the next signal, unless one arrived during the claim.
     if (rows.length < free && signals === dueSignals) work.due = false;
     for (const row of rows) {
       const task = attempt(row).finally(() => {
@@ -523,13 +523,13 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
   }
 
   /**
-   * Asks for the work in `wanted` and runs {@link pumpOnce}, folding calls that arrive while it
+   * Records the `requested` work and runs {@link pumpOnce}, folding calls that arrive while it
    * runs into one more pass.
    */
-  function pump(wanted: Partial<PendingWork>): Promise<void> {
-    if (wanted.fanOut) work.fanOut = true;
-    if (wanted.expire) work.expire = true;
-    if (wanted.due) {
+  function pump(requested: Partial<PendingWork>): Promise<void> {
+    if (requested.fanOut) work.fanOut = true;
+    if (requested.expire) work.expire = true;
+    if (requested.due) {
       work.due = true;
       dueSignals += 1;
     }
@@ -543,7 +543,7 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
         try {
           await pumpOnce();
         } catch (error) {
-          // The poll asks for every kind of work again.
+          // The next poll requests every kind of work again.
           logger.error({ err: error }, 'event dispatcher pass failed; retrying at the next poll');
         }
       } while (pumpAgain);
