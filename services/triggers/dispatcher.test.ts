@@ -2,6 +2,7 @@ import type pg from 'pg';
 
 import { createMigratedDatabase } from '../../test/support/database.ts';
 import { waitFor } from '../../test/support/wait.ts';
+import { matchesEventPattern } from './event-pattern.ts';
 import {
   createEventDispatcher,
   replayDeadLetters,
@@ -119,6 +120,29 @@ describe('event dispatcher', () => {
       document: { collectionId: 'orders', data: { total: 12 } },
     });
     expect(await countRows(tenant1.pool, `SELECT 1 FROM deliveries WHERE status = 'succeeded'`)).toBe(2);
+  });
+
+  test('fan-out matches patterns like matchesEventPattern', async () => {
+    const { pool } = await database();
+    await addFunction(pool, 'f');
+    const patterns = ['document.*', '*.deleted', 'user.created', 'a.*.c', '*', 'document'];
+    const triggerIds = new Map<string, string>();
+    for (const pattern of patterns) triggerIds.set(await addEventTrigger(pool, 'f', pattern), pattern);
+    const types = ['document.created', 'documents.created', 'document', 'document.created.v2',
+      'user.deleted', 'user.created', 'a.b.c', 'a.bc', 'a.b.c.d', 'x'];
+    for (const type of types) await pool.query(`SELECT tansu_emit_event($1, NULL, '{}')`, [type]);
+
+    const dispatcher = start(createEventDispatcher({ pool, tenant: 't', invoke: async () => ({ ok: true }), listen: false }));
+    await dispatcher.runOnce();
+
+    const { rows } = await pool.query<{ type: string; trigger_id: string }>(
+      'SELECT o.type, d.trigger_id FROM deliveries d JOIN outbox o ON o.event_id = d.event_id',
+    );
+    const actual = rows.map((row) => `${row.type} ${triggerIds.get(row.trigger_id)}`).sort();
+    const expected = types.flatMap((type) =>
+      patterns.filter((pattern) => matchesEventPattern(pattern, type)).map((pattern) => `${type} ${pattern}`)).sort();
+    expect(expected).toContain('a.b.c a.*.c');
+    expect(actual).toEqual(expected);
   });
 
   test('retries with backoff, then writes one dead letter', async () => {

@@ -19,7 +19,7 @@ import { pino, type Logger } from 'pino';
 
 import { domainError } from '../core/errors.ts';
 import type { Database } from '../db/pool-handle.ts';
-import { parseEventPattern, matchesEventPattern, type EventPattern } from './event-pattern.ts';
+import { MAX_EVENT_PATTERN_LENGTH } from './event-pattern.ts';
 
 /** The outcome of one function run started by a trigger. */
 export interface InvokeResult {
@@ -105,6 +105,118 @@ const MAX_ERROR_LENGTH = 4000;
 const LISTEN_RETRY_MS = 1000;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * Fans out one batch of outbox events in one statement: locks the oldest undispatched events,
+ * marks them dispatched and inserts a delivery per matching enabled event trigger. A pattern
+ * becomes an anchored regular expression with each `*` segment as `[^.]+`, which is what
+ * `matchesEventPattern` in event-pattern.ts does: the table's CHECK allows only `[a-z0-9_]`, `.` and `*`,
+ * so no other regex syntax can appear. Parameters: $1 batch size, $2 time.
+ */
+const FAN_OUT_SQL = `
+  WITH events AS MATERIALIZED (
+    SELECT id, event_id, type FROM outbox WHERE dispatched_at IS NULL
+    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+  ), marked AS (
+    UPDATE outbox SET dispatched_at = $2 FROM events WHERE outbox.id = events.id
+  ), inserted AS (
+    INSERT INTO deliveries (event_id, trigger_id, next_attempt_at, created_at, updated_at)
+    SELECT e.event_id, t.id, $2, $2, $2
+    FROM events e
+    JOIN triggers t ON t.kind = 'event' AND t.enabled
+      AND length(t.event_pattern) <= ${MAX_EVENT_PATTERN_LENGTH}
+      AND e.type ~ ('^' || replace(replace(t.event_pattern, '.', '\\.'), '*', '[^.]+') || '$')
+    ON CONFLICT (event_id, trigger_id) DO NOTHING
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM events)::int AS events, (SELECT count(*) FROM inserted)::int AS deliveries`;
+
+/** The delivery's columns plus what an attempt needs from its trigger and its event. */
+const ATTEMPT_COLUMNS = `
+  t.function_name, t.max_attempts, t.backoff_seconds,
+  o.type, o.subject, o.payload, o.created_at AS event_created_at,
+  EXISTS (SELECT 1 FROM dead_letters dl
+          WHERE dl.delivery_id = d.id AND dl.replayed_at IS NOT NULL) AS replayed`;
+
+/** Deliveries whose next attempt may start: pending and due, or running with an expired lease. */
+const DUE_CONDITION = `t.enabled
+  AND ((d.status = 'pending' AND d.next_attempt_at <= $1)
+    OR (d.status = 'running' AND d.claimed_until <= $1))`;
+
+/**
+ * Claims up to $2 due deliveries with attempts left in one statement: locks them, counts the
+ * attempt and sets the lease ($3), and returns what the attempts need, with the status from
+ * before the claim as `status`. Parameters: $1 time, $2 limit, $3 lease end.
+ *
+ * Pending and expired deliveries are looked up separately, because each then reads its own
+ * partial index in order and stops after $2 rows. With one OR condition PostgreSQL reads and
+ * sorts every due row, which made each claim cost time in proportion to the backlog.
+ */
+const CLAIM_SQL = `
+  WITH pending AS MATERIALIZED (
+    SELECT d.id, d.status, d.next_attempt_at FROM deliveries d JOIN triggers t ON t.id = d.trigger_id
+    WHERE t.enabled AND d.attempts < t.max_attempts
+      AND d.status = 'pending' AND d.next_attempt_at <= $1
+    ORDER BY d.next_attempt_at LIMIT $2
+    FOR UPDATE OF d SKIP LOCKED
+  ), expired AS MATERIALIZED (
+    SELECT d.id, d.status, d.next_attempt_at FROM deliveries d JOIN triggers t ON t.id = d.trigger_id
+    WHERE t.enabled AND d.attempts < t.max_attempts
+      AND d.status = 'running' AND d.claimed_until <= $1
+    ORDER BY d.claimed_until LIMIT $2
+    FOR UPDATE OF d SKIP LOCKED
+  ), due AS (
+    SELECT id, status FROM (SELECT * FROM pending UNION ALL SELECT * FROM expired) AS both_kinds
+    ORDER BY next_attempt_at LIMIT $2
+  ), claimed AS (
+    UPDATE deliveries d SET status = 'running', attempts = d.attempts + 1,
+           claimed_until = $3, updated_at = $1
+    FROM due WHERE d.id = due.id
+    RETURNING d.id, d.event_id, d.trigger_id, d.attempts, d.last_error, due.status
+  )
+  SELECT d.*, ${ATTEMPT_COLUMNS}
+  FROM claimed d
+  JOIN triggers t ON t.id = d.trigger_id
+  JOIN outbox o ON o.event_id = d.event_id`;
+
+/**
+ * Moves due deliveries that have no attempt left to the dead letters in one statement: a lease
+ * that ran out on the last allowed attempt counts as a failed attempt. Parameters: $1 time.
+ */
+const EXPIRE_SQL = `
+  WITH expired AS MATERIALIZED (
+    SELECT d.id, d.event_id, d.trigger_id, d.attempts,
+           'attempt ' || d.attempts || ' did not finish before its lease expired' AS error,
+           t.function_name, o.type, o.payload
+    FROM deliveries d
+    JOIN triggers t ON t.id = d.trigger_id
+    JOIN outbox o ON o.event_id = d.event_id
+    WHERE ${DUE_CONDITION} AND d.attempts >= t.max_attempts
+    FOR UPDATE OF d SKIP LOCKED
+  ), dead AS (
+    UPDATE deliveries d SET status = 'dead', claimed_until = NULL, last_error = e.error, updated_at = $1
+    FROM expired e WHERE d.id = e.id
+  )
+  INSERT INTO dead_letters
+    (delivery_id, event_id, trigger_id, function_name, event_type, event_payload,
+     attempts, last_error, created_at, failed_at)
+  SELECT id, event_id, trigger_id, function_name, type, payload, attempts, error, $1, $1
+  FROM expired
+  ON CONFLICT (delivery_id) DO UPDATE SET
+    attempts = excluded.attempts, last_error = excluded.last_error,
+    failed_at = excluded.failed_at, replayed_at = NULL
+  RETURNING delivery_id, function_name, attempts`;
+
+/**
+ * Records succeeded attempts in one statement. Each row only changes while its delivery is
+ * still in the attempt that ran, so a late result from an expired lease changes nothing.
+ * Parameters: $1 delivery ids, $2 attempts, $3 execution ids, $4 time.
+ */
+const SUCCEEDED_SQL = `
+  UPDATE deliveries d SET status = 'succeeded', claimed_until = NULL,
+         last_execution_id = r.execution_id, updated_at = $4
+  FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS r (id, attempts, execution_id)
+  WHERE d.id = r.id AND d.status = 'running' AND d.attempts = r.attempts`;
+
 interface ClaimedRow {
   id: string;
   event_id: string;
@@ -120,6 +232,26 @@ interface ClaimedRow {
   payload: unknown;
   event_created_at: Date;
   replayed: boolean;
+}
+
+/** Work requested of the next dispatcher pass. */
+interface PendingWork {
+  /** Outbox events may wait for fan-out. */
+  fanOut: boolean;
+  /** Deliveries without attempts left may be due for the dead letters. */
+  expire: boolean;
+  /** Deliveries may be due for an attempt. */
+  due: boolean;
+}
+
+const EVERYTHING: PendingWork = { fanOut: true, expire: true, due: true };
+
+/** A succeeded attempt waiting for the next batched write. */
+interface PendingSuccess {
+  row: ClaimedRow;
+  executionId: string | null;
+  resolve: () => void;
+  reject: (error: unknown) => void;
 }
 
 function truncateError(message: string): string {
@@ -192,6 +324,13 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
   }
 
   const inFlight = new Set<Promise<void>>();
+  const work: PendingWork = { fanOut: false, expire: false, due: false };
+  let dueSignals = 0;
+  const touched = new Set<string>();
+  let touchedAt: Date | undefined;
+  let touching: Promise<void> | undefined;
+  const succeeded: PendingSuccess[] = [];
+  let writingSuccesses = false;
   let running = false;
   let pumping: Promise<void> | undefined;
   let pumpAgain = false;
@@ -202,109 +341,103 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
 
   /** Moves undispatched outbox events to deliveries; returns how many events it handled. */
   async function fanOut(): Promise<number> {
-    return inTransaction(pool, async (client) => {
-      const events = await client.query<{ id: string; event_id: string; type: string }>(
-        `SELECT id, event_id, type FROM outbox WHERE dispatched_at IS NULL
-         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [FAN_OUT_BATCH],
-      );
-      if (events.rows.length === 0) return 0;
+    const { rows } = await pool.query<{ events: number; deliveries: number }>(FAN_OUT_SQL, [FAN_OUT_BATCH, now()]);
+    const { events, deliveries } = rows[0];
+    if (events > 0) logger.debug({ events, deliveries }, 'fanned out outbox events');
+    if (deliveries > 0) {
+      work.due = true;
+      dueSignals += 1;
+    }
+    return events;
+  }
 
-      const triggers = await client.query<{ id: string; event_pattern: string }>(
-        `SELECT id, event_pattern FROM triggers WHERE kind = 'event' AND enabled`,
-      );
-      const patterns: { id: string; pattern: EventPattern }[] = [];
-      for (const trigger of triggers.rows) {
+  /** Claims up to `limit` due deliveries with attempts left and returns them. */
+  async function claim(limit: number): Promise<ClaimedRow[]> {
+    const at = now();
+    const { rows } = await pool.query<ClaimedRow>(CLAIM_SQL, [at, limit, new Date(at.getTime() + leaseMs)]);
+    for (const row of rows) {
+      if (row.status === 'running') {
+        logger.warn({ delivery: row.id, function: row.function_name, attempt: row.attempts - 1 },
+          'event delivery lease expired; claiming it again');
+      }
+    }
+    if (rows.length > 0) touchTriggers(rows.map((row) => row.trigger_id), at);
+    return rows;
+  }
+
+  /** Moves due deliveries without attempts left to the dead letters. */
+  async function expire(): Promise<void> {
+    const { rows } = await pool.query<{ delivery_id: string; function_name: string; attempts: number }>(
+      EXPIRE_SQL,
+      [now()],
+    );
+    for (const row of rows) {
+      logger.warn({ delivery: row.delivery_id, function: row.function_name, attempts: row.attempts },
+        'event delivery lease expired on its last attempt; moved to dead letters');
+    }
+  }
+
+  /**
+   * Sets `last_invoked_at` of the triggers of claimed deliveries after their attempts have
+   * started, since once-only claiming does not depend on it. Calls that arrive while an
+   * update runs are folded into one more update.
+   */
+  function touchTriggers(triggerIds: string[], at: Date): void {
+    for (const id of triggerIds) touched.add(id);
+    if (!touchedAt || at > touchedAt) touchedAt = at;
+    if (touching) return;
+    touching = (async () => {
+      while (touched.size > 0 && touchedAt) {
+        const ids = [...touched].sort(); // Sorted, so concurrent updates lock in one order.
+        const time = touchedAt;
+        touched.clear();
+        touchedAt = undefined;
         try {
-          patterns.push({ id: trigger.id, pattern: parseEventPattern(trigger.event_pattern) });
+          await pool.query(
+            `UPDATE triggers SET last_invoked_at = $2 WHERE id = ANY($1::uuid[])
+               AND (last_invoked_at IS NULL OR last_invoked_at < $2)`,
+            [ids, time],
+          );
         } catch (error) {
-          logger.error({ err: error, trigger: trigger.id }, 'event trigger has an invalid pattern; skipping it');
+          logger.warn({ err: error }, 'failed to update last_invoked_at of event triggers');
         }
       }
-
-      const eventIds: string[] = [];
-      const triggerIds: string[] = [];
-      for (const event of events.rows) {
-        for (const { id, pattern } of patterns) {
-          if (!matchesEventPattern(pattern, event.type)) continue;
-          eventIds.push(event.event_id);
-          triggerIds.push(id);
-        }
-      }
-      const at = now();
-      if (eventIds.length > 0) {
-        await client.query(
-          `INSERT INTO deliveries (event_id, trigger_id, next_attempt_at, created_at, updated_at)
-           SELECT event_id, trigger_id, $3, $3, $3
-           FROM unnest($1::uuid[], $2::uuid[]) AS pairs (event_id, trigger_id)
-           ON CONFLICT (event_id, trigger_id) DO NOTHING`,
-          [eventIds, triggerIds, at],
-        );
-      }
-      await client.query('UPDATE outbox SET dispatched_at = $2 WHERE id = ANY($1::bigint[])', [
-        events.rows.map((event) => event.id),
-        at,
-      ]);
-      logger.debug({ events: events.rows.length, deliveries: eventIds.length }, 'fanned out outbox events');
-      return events.rows.length;
+    })().finally(() => {
+      touching = undefined;
     });
   }
 
-  /** Claims up to `limit` due deliveries and returns the ones to run now. */
-  async function claim(limit: number): Promise<ClaimedRow[]> {
-    const at = now();
-    return inTransaction(pool, async (client) => {
-      const due = await client.query<ClaimedRow>(
-        `SELECT d.id, d.event_id, d.trigger_id, d.attempts, d.status, d.last_error,
-                t.function_name, t.max_attempts, t.backoff_seconds,
-                o.type, o.subject, o.payload, o.created_at AS event_created_at,
-                EXISTS (SELECT 1 FROM dead_letters dl
-                        WHERE dl.delivery_id = d.id AND dl.replayed_at IS NOT NULL) AS replayed
-         FROM deliveries d
-         JOIN triggers t ON t.id = d.trigger_id
-         JOIN outbox o ON o.event_id = d.event_id
-         WHERE t.enabled
-           AND ((d.status = 'pending' AND d.next_attempt_at <= $1)
-             OR (d.status = 'running' AND d.claimed_until <= $1))
-         ORDER BY d.next_attempt_at
-         LIMIT $2
-         FOR UPDATE OF d SKIP LOCKED`,
-        [at, limit],
-      );
-
-      const toRun: ClaimedRow[] = [];
-      for (const row of due.rows) {
-        if (row.attempts < row.max_attempts) {
-          toRun.push(row);
-          continue;
-        }
-        // A lease ran out on the last allowed attempt: the attempt counts as failed.
-        const error = `attempt ${row.attempts} did not finish before its lease expired`;
-        await writeDeadLetter(client, row, row.attempts, error, at);
-        logger.warn({ delivery: row.id, function: row.function_name, attempts: row.attempts },
-          'event delivery lease expired on its last attempt; moved to dead letters');
-      }
-      if (toRun.length > 0) {
-        await client.query(
-          `UPDATE deliveries SET status = 'running', attempts = attempts + 1,
-                  claimed_until = $2, updated_at = $3
-           WHERE id = ANY($1::uuid[])`,
-          [toRun.map((row) => row.id), new Date(at.getTime() + leaseMs), at],
-        );
-        await client.query('UPDATE triggers SET last_invoked_at = $2 WHERE id = ANY($1::uuid[])', [
-          [...new Set(toRun.map((row) => row.trigger_id))].sort(), // Sorted, so concurrent claims lock in one order.
-          at,
-        ]);
-        for (const row of toRun) {
-          if (row.status === 'running') {
-            logger.warn({ delivery: row.id, function: row.function_name, attempt: row.attempts },
-              'event delivery lease expired; claiming it again');
-          }
-          row.attempts += 1;
-        }
-      }
-      return toRun;
+  /**
+   * Records a succeeded attempt. Results that arrive while a write runs are written together
+   * by the next one, so under load one statement records many attempts.
+   */
+  function recordSuccess(row: ClaimedRow, executionId: string | null): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      succeeded.push({ row, executionId, resolve, reject });
+      if (!writingSuccesses) void writeSuccesses();
     });
+  }
+
+  async function writeSuccesses(): Promise<void> {
+    writingSuccesses = true;
+    try {
+      while (succeeded.length > 0) {
+        const batch = succeeded.splice(0);
+        try {
+          await pool.query(SUCCEEDED_SQL, [
+            batch.map((entry) => entry.row.id),
+            batch.map((entry) => entry.row.attempts),
+            batch.map((entry) => entry.executionId),
+            now(),
+          ]);
+          for (const entry of batch) entry.resolve();
+        } catch (error) {
+          for (const entry of batch) entry.reject(error);
+        }
+      }
+    } finally {
+      writingSuccesses = false;
+    }
   }
 
   async function recordResult(row: ClaimedRow, result: InvokeResult): Promise<void> {
@@ -317,12 +450,7 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
     }
 
     if (result.ok) {
-      await pool.query(
-        `UPDATE deliveries SET status = 'succeeded', claimed_until = NULL,
-                last_execution_id = $3, updated_at = $4
-         WHERE id = $1 AND status = 'running' AND attempts = $2`,
-        [row.id, attempt, executionId, at],
-      );
+      await recordSuccess(row, executionId);
       return;
     }
 
@@ -383,22 +511,45 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
   }
 
   async function pumpOnce(): Promise<void> {
-    while ((await fanOut()) === FAN_OUT_BATCH) {
-      // Keep going while full batches come back.
+    if (work.fanOut) {
+      work.fanOut = false;
+      while ((await fanOut()) === FAN_OUT_BATCH) {
+        // Keep going while full batches come back.
+      }
+    }
+    if (work.expire) {
+      work.expire = false;
+      await expire();
     }
     const free = concurrency - inFlight.size;
-    if (free <= 0) return;
-    for (const row of await claim(free)) {
+    // Under load, waiting until a quarter of the slots are free claims in batches, so a claim
+    // statement is not spent on every finished attempt.
+    const minimumClaim = inFlight.size === 0 ? 1 : Math.ceil(concurrency / 4);
+    if (free < minimumClaim || !work.due) return;
+    const signals = dueSignals;
+    const rows = await claim(free);
+    // Nothing more is due until the next signal, unless one arrived during the claim.
+    if (rows.length < free && signals === dueSignals) work.due = false;
+    for (const row of rows) {
       const task = attempt(row).finally(() => {
         inFlight.delete(task);
-        if (running) void pump();
+        if (running && work.due) void pump({});
       });
       inFlight.add(task);
     }
   }
 
-  /** Runs {@link pumpOnce}, folding calls that arrive while it runs into one more pass. */
-  function pump(): Promise<void> {
+  /**
+   * Records the `requested` work and runs {@link pumpOnce}, folding calls that arrive while it
+   * runs into one more pass.
+   */
+  function pump(requested: Partial<PendingWork>): Promise<void> {
+    if (requested.fanOut) work.fanOut = true;
+    if (requested.expire) work.expire = true;
+    if (requested.due) {
+      work.due = true;
+      dueSignals += 1;
+    }
     if (pumping) {
       pumpAgain = true;
       return pumping;
@@ -409,6 +560,7 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
         try {
           await pumpOnce();
         } catch (error) {
+          // The next poll requests every kind of work again.
           logger.error({ err: error }, 'event dispatcher pass failed; retrying at the next poll');
         }
       } while (pumpAgain);
@@ -422,20 +574,21 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
     if (!running) return;
     const wakeTimer = setTimeout(() => {
       wakeTimers.delete(wakeTimer);
-      void pump();
+      void pump({ due: true });
     }, Math.max(0, delayMs));
     wakeTimer.unref();
     wakeTimers.add(wakeTimer);
   }
 
   async function poll(): Promise<void> {
-    await pump();
+    await pump(EVERYTHING);
     if (running) timer = setTimeout(() => void poll(), pollIntervalMs);
   }
 
   async function connectListener(): Promise<void> {
     const client = new pg.Client(options.listenerConfig ?? (pool as Partial<pg.Pool>).options);
-    client.on('notification', () => void pump());
+    // An outbox insert or a replay: both may have made deliveries due.
+    client.on('notification', () => void pump({ fanOut: true, due: true }));
     client.on('error', (error) => {
       logger.warn({ err: error }, 'outbox listener connection failed; reconnecting');
       client.end().catch(() => undefined);
@@ -455,7 +608,7 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
     }
     listener = client;
     // Events written while the listener was away are picked up now rather than at the next poll.
-    void pump();
+    void pump({ fanOut: true, due: true });
   }
 
   function retryListener(): void {
@@ -498,10 +651,11 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
       await client?.end().catch(() => undefined);
       await pumping;
       await Promise.all(inFlight);
+      await touching;
       logger.info('event dispatcher stopped');
     },
 
-    runOnce: pump,
+    runOnce: () => pump(EVERYTHING),
   };
 }
 

@@ -1,8 +1,11 @@
 /**
  * The schedule runner of one tenant: on every tick it computes the due slots of each
- * enabled schedule trigger with `cron.ts` and claims each (trigger, slot) pair with one
+ * enabled schedule trigger with `cron.ts` and claims the (trigger, slot) pairs with
  * `INSERT ... ON CONFLICT DO NOTHING` into `schedule_slots`. The primary key makes the claim
  * unique, so replicas and restarts never run a slot twice.
+ *
+ * One transaction per tick locks every enabled schedule trigger that no other process holds,
+ * reads their watermarks and claims all their due slots with one insert.
  *
  * Slots are due when `watermark < slot <= now`. The watermark is the latest slot recorded
  * for the trigger, or the trigger's `created_at` before its first slot.
@@ -81,6 +84,12 @@ interface ScheduleTrigger {
   created_at: Date;
 }
 
+/** The slots of one trigger that a tick claimed to run. */
+interface SlotClaim {
+  trigger: ScheduleTrigger;
+  slots: Date[];
+}
+
 interface SlotDecision {
   slot: Date;
   run: boolean;
@@ -123,6 +132,9 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   }
 
   const schedules = new Map<string, CronSchedule>();
+  // Results of upcoming() in this tick and the tick before; older entries are dropped.
+  let upcomingTimes = new Map<string, Date[]>();
+  let upcomingBefore = new Map<string, Date[]>();
   const reportedInvalid = new Set<string>();
   const inFlight = new Set<Promise<void>>();
   let running = false;
@@ -149,12 +161,26 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     }
   }
 
+  /**
+   * Returns the first two fire times after `watermark`. A tick between two slots computes
+   * them for the slot to come, so the tick at the slot finds its due slot and the next fire
+   * time here instead of computing cron times while the slot waits.
+   */
+  function upcoming(trigger: ScheduleTrigger, schedule: CronSchedule, watermark: Date): Date[] {
+    const key = `${trigger.cron}\u0000${trigger.time_zone}\u0000${watermark.getTime()}`;
+    let times = upcomingTimes.get(key) ?? upcomingBefore.get(key);
+    if (!times) times = nextFireTimes(schedule, { timeZone: trigger.time_zone, after: watermark, count: 2 });
+    upcomingTimes.set(key, times);
+    return times;
+  }
+
   function decide(
     trigger: ScheduleTrigger,
     schedule: CronSchedule,
     watermark: Date,
     at: Date,
     busy: boolean,
+    knownDue?: Date[],
   ): SlotDecision[] {
     const overlapSkip = busy && trigger.overlap_policy === 'skip';
     const orSkip = (slot: Date): SlotDecision =>
@@ -162,13 +188,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
     switch (trigger.missed_slot_policy) {
       case 'all':
-        return fireTimesBetween(schedule, trigger.time_zone, watermark, at, maxCatchUp).map(orSkip);
+        return (knownDue?.slice(0, maxCatchUp) ?? fireTimesBetween(schedule, trigger.time_zone, watermark, at, maxCatchUp))
+          .map(orSkip);
       case 'latest': {
-        const slot = latestFireTime(schedule, trigger.time_zone, watermark, at);
+        const slot = knownDue ? knownDue.at(-1) : latestFireTime(schedule, trigger.time_zone, watermark, at);
         return slot ? [orSkip(slot)] : [];
       }
       case 'skip': {
-        const slot = latestFireTime(schedule, trigger.time_zone, watermark, at);
+        const slot = knownDue ? knownDue.at(-1) : latestFireTime(schedule, trigger.time_zone, watermark, at);
         if (!slot) return [];
         if (at.getTime() - slot.getTime() > graceMs) return [{ slot, run: false, skipReason: 'missed' }];
         return [orSkip(slot)];
@@ -176,65 +203,90 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     }
   }
 
-  /** Claims the due slots of one trigger and returns those to run. */
-  async function claimSlots(trigger: ScheduleTrigger, schedule: CronSchedule, at: Date): Promise<Date[]> {
+  /**
+   * Claims the due slots of every enabled schedule trigger in one transaction and returns the
+   * triggers with the slots to run. A trigger locked by another process is skipped, because
+   * that process is claiming its slots right now. Also returns the next fire time of any trigger.
+   */
+  async function claimSlots(at: Date): Promise<{ claims: SlotClaim[]; nextDue?: Date }> {
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
-      // Another process holding the trigger is claiming its slots right now; it will do so
-      // for this tick too.
-      const locked = await client.query('SELECT 1 FROM triggers WHERE id = $1 AND enabled FOR UPDATE SKIP LOCKED', [
-        trigger.id,
-      ]);
-      if (locked.rowCount === 0) {
-        await client.query('ROLLBACK');
-        return [];
-      }
-
-      const state = await client.query<{ watermark: Date | null; busy: boolean }>(
-        `SELECT max(slot) AS watermark,
-                coalesce(bool_or(status = 'running' AND claimed_at > $2), false) AS busy
-         FROM schedule_slots WHERE trigger_id = $1`,
-        [trigger.id, new Date(at.getTime() - leaseMs)],
+      const { rows } = await client.query<ScheduleTrigger & { watermark: Date | null; busy: boolean }>(
+        `SELECT t.id, t.function_name, t.cron, t.time_zone, t.missed_slot_policy, t.overlap_policy,
+                t.created_at,
+                (SELECT max(s.slot) FROM schedule_slots s WHERE s.trigger_id = t.id) AS watermark,
+                EXISTS (SELECT 1 FROM schedule_slots s
+                        WHERE s.trigger_id = t.id AND s.status = 'running' AND s.claimed_at > $1) AS busy
+         FROM triggers t
+         WHERE t.kind = 'schedule' AND t.enabled
+         ORDER BY t.id
+         FOR UPDATE OF t SKIP LOCKED`,
+        [new Date(at.getTime() - leaseMs)],
       );
-      const watermark = state.rows[0].watermark ?? trigger.created_at;
-      const decisions = decide(trigger, schedule, watermark, at, state.rows[0].busy);
-      if (decisions.length === 0) {
+
+      let nextDue: Date | undefined;
+      const decided: { trigger: ScheduleTrigger; decisions: SlotDecision[] }[] = [];
+      for (const trigger of rows) {
+        const schedule = scheduleOf(trigger);
+        if (!schedule) continue;
+        const watermark = trigger.watermark ?? trigger.created_at;
+        const [first, second] = upcoming(trigger, schedule, watermark);
+        let next: Date | undefined;
+        if (!first) continue;
+        if (first > at) {
+          next = first;
+        } else if (!second || second > at) {
+          // The usual case: exactly one slot is due, so no cron search is needed.
+          decided.push({ trigger, decisions: decide(trigger, schedule, watermark, at, trigger.busy, [first]) });
+          next = second;
+        } else {
+          const decisions = decide(trigger, schedule, watermark, at, trigger.busy);
+          if (decisions.length > 0) decided.push({ trigger, decisions });
+          [next] = nextFireTimes(schedule, { timeZone: trigger.time_zone, after: at, count: 1 });
+        }
+        if (next && (!nextDue || next < nextDue)) nextDue = next;
+      }
+      if (decided.length === 0) {
         await client.query('COMMIT');
-        return [];
+        return { claims: [], nextDue };
       }
 
-      const claimed = await client.query<{ slot: Date; status: string }>(
+      const pairs = decided.flatMap(({ trigger, decisions }) =>
+        decisions.map((decision) => ({ triggerId: trigger.id, ...decision })));
+      const claimed = await client.query<{ trigger_id: string; slot: Date; status: string }>(
         `INSERT INTO schedule_slots (trigger_id, slot, claimed_at, status, skip_reason, finished_at)
-         SELECT $1, slot, $2, CASE WHEN run THEN 'running' ELSE 'skipped' END, skip_reason,
-                CASE WHEN run THEN NULL ELSE $2::timestamptz END
-         FROM unnest($3::timestamptz[], $4::boolean[], $5::text[]) AS d (slot, run, skip_reason)
+         SELECT trigger_id, slot, $1, CASE WHEN run THEN 'running' ELSE 'skipped' END, skip_reason,
+                CASE WHEN run THEN NULL ELSE $1::timestamptz END
+         FROM unnest($2::uuid[], $3::timestamptz[], $4::boolean[], $5::text[])
+           AS d (trigger_id, slot, run, skip_reason)
          ON CONFLICT (trigger_id, slot) DO NOTHING
-         RETURNING slot, status`,
+         RETURNING trigger_id, slot, status`,
         [
-          trigger.id,
           at,
-          decisions.map((decision) => decision.slot),
-          decisions.map((decision) => decision.run),
-          decisions.map((decision) => decision.skipReason ?? null),
+          pairs.map((pair) => pair.triggerId),
+          pairs.map((pair) => pair.slot),
+          pairs.map((pair) => pair.run),
+          pairs.map((pair) => pair.skipReason ?? null),
         ],
       );
-      const toRun = claimed.rows
-        .filter((row) => row.status === 'running')
-        .map((row) => row.slot)
-        .sort((a, b) => a.getTime() - b.getTime());
-      if (toRun.length > 0) {
-        await client.query('UPDATE triggers SET last_invoked_at = $2 WHERE id = $1', [trigger.id, at]);
-      }
       await client.query('COMMIT');
 
-      for (const decision of decisions) {
-        if (!decision.run) {
-          logger.info({ trigger: trigger.id, function: trigger.function_name, slot: decision.slot, reason: decision.skipReason },
-            'schedule slot skipped');
+      const claims: SlotClaim[] = [];
+      for (const { trigger, decisions } of decided) {
+        const slots = claimed.rows
+          .filter((row) => row.trigger_id === trigger.id && row.status === 'running')
+          .map((row) => row.slot)
+          .sort((a, b) => a.getTime() - b.getTime());
+        if (slots.length > 0) claims.push({ trigger, slots });
+        for (const decision of decisions) {
+          if (!decision.run) {
+            logger.info({ trigger: trigger.id, function: trigger.function_name, slot: decision.slot, reason: decision.skipReason },
+              'schedule slot skipped');
+          }
         }
       }
-      return toRun;
+      return { claims, nextDue };
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
@@ -281,26 +333,29 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     inFlight.add(task);
   }
 
-  /** Runs one tick and returns the time of the next fire time of any trigger. */
+  /**
+   * Sets `last_invoked_at` of triggers whose runs have started. Once-only claiming does not
+   * depend on it, so it is written after the runs start, and `idle` waits for it.
+   */
+  function touchTriggers(triggerIds: string[], at: Date): void {
+    const task = pool
+      .query('UPDATE triggers SET last_invoked_at = $2 WHERE id = ANY($1::uuid[])', [triggerIds, at])
+      .then(
+        () => undefined,
+        (error: unknown) => logger.warn({ err: error, triggers: triggerIds }, 'failed to update last_invoked_at of schedule triggers'),
+      )
+      .finally(() => inFlight.delete(task));
+    inFlight.add(task);
+  }
+
+  /** Runs one tick and returns the next fire time of any trigger. */
   async function tickOnce(): Promise<Date | undefined> {
     const at = now();
-    const { rows } = await pool.query<ScheduleTrigger>(
-      `SELECT id, function_name, cron, time_zone, missed_slot_policy, overlap_policy, created_at
-       FROM triggers WHERE kind = 'schedule' AND enabled`,
-    );
-    let nextDue: Date | undefined;
-    for (const trigger of rows) {
-      const schedule = scheduleOf(trigger);
-      if (!schedule) continue;
-      try {
-        const slots = await claimSlots(trigger, schedule, at);
-        if (slots.length > 0) startRuns(trigger, slots);
-      } catch (error) {
-        logger.error({ err: error, trigger: trigger.id }, 'failed to claim schedule slots; retrying at the next tick');
-      }
-      const [next] = nextFireTimes(schedule, { timeZone: trigger.time_zone, after: at, count: 1 });
-      if (!nextDue || next < nextDue) nextDue = next;
-    }
+    upcomingBefore = upcomingTimes;
+    upcomingTimes = new Map();
+    const { claims, nextDue } = await claimSlots(at);
+    for (const { trigger, slots } of claims) startRuns(trigger, slots);
+    if (claims.length > 0) touchTriggers(claims.map(({ trigger }) => trigger.id).sort(), at);
     return nextDue;
   }
 
