@@ -299,6 +299,33 @@ describe('event dispatcher', () => {
     expect(dead.rows).toEqual([{ last_error: 'attempt 2 did not finish before its lease expired' }]);
   });
 
+  test('run longer than the lease is not started twice', async () => {
+    const { pool } = await database();
+    await addFunction(pool, 'slow');
+    await addEventTrigger(pool, 'slow', 'document.created');
+    const { calls, invoke } = recorder(() => ({ ok: true }));
+    // Each run takes four leases; without renewal the second dispatcher would claim it again.
+    const slowInvoke = async (delivery: EventDelivery) => {
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      return invoke(delivery);
+    };
+    const options = { pool, tenant: 't', invoke: slowInvoke, pollIntervalMs: 100, leaseMs: 500 };
+    const first = start(createEventDispatcher(options));
+    const second = start(createEventDispatcher(options));
+    await first.start();
+    await second.start();
+
+    await pool.query(`INSERT INTO collections (id) VALUES ('c')`);
+    await pool.query(`INSERT INTO documents (collection_id) VALUES ('c')`);
+    await waitFor('the run to finish', () => calls.length >= 1);
+    await waitUntilIdle(pool);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+
+    expect(calls).toHaveLength(1);
+    const { rows } = await pool.query('SELECT status, attempts FROM deliveries');
+    expect(rows).toEqual([{ status: 'succeeded', attempts: 1 }]);
+  });
+
   test('stop waits for attempts in progress', async () => {
     const { pool } = await database();
     await addFunction(pool, 'slow');

@@ -4,10 +4,10 @@
  *
  * Every step is claimed in PostgreSQL with `FOR UPDATE SKIP LOCKED`, so any number of
  * processes can run a dispatcher on the same tenant database. A claimed attempt holds a
- * lease (`claimed_until`, {@link DEFAULT_LEASE_MS} by default). When a process dies during
- * an attempt, another process claims the delivery again once the lease has passed, so an
- * event may reach a function twice (at-least-once delivery). The lease must be longer than
- * the longest function run, or a slow attempt is started a second time.
+ * lease (`claimed_until`, {@link DEFAULT_LEASE_MS} by default), which the running process
+ * renews every third of the lease until the function returns. When a process dies during an
+ * attempt, another process claims the delivery again once the lease has passed, so an event
+ * may reach a function twice (at-least-once delivery).
  *
  * `maxAttempts` counts total attempts, the first one included. Attempts are counted when
  * claimed, so even attempts lost to crashes never run past the limit. After failed attempt
@@ -94,8 +94,8 @@ export interface EventDispatcher {
   runOnce(): Promise<void>;
 }
 
-/** Default lease of a claimed attempt: 5 minutes. */
-export const DEFAULT_LEASE_MS = 5 * 60_000;
+/** Default lease of a claimed attempt: 30 seconds, renewed while the attempt runs. */
+export const DEFAULT_LEASE_MS = 30_000;
 
 /** Channel on which outbox inserts send NOTIFY. */
 export const OUTBOX_CHANNEL = 'tansu_outbox';
@@ -496,11 +496,25 @@ export function createEventDispatcher(options: EventDispatcherOptions): EventDis
         createdAt: row.event_created_at,
       },
     };
+    // Renews the lease while the function runs, so a run longer than the lease is not claimed
+    // and started again by another process; a dead process stops renewing and its claim
+    // expires within one lease.
+    const renewal = setInterval(() => {
+      pool
+        .query("UPDATE deliveries SET claimed_until = $2 WHERE id = $1 AND status = 'running' AND attempts = $3", [
+          row.id,
+          new Date(now().getTime() + leaseMs),
+          row.attempts,
+        ])
+        .catch((error) => logger.warn({ err: error, delivery: row.id }, 'renewing an event delivery lease failed'));
+    }, Math.max(250, Math.floor(leaseMs / 3)));
     let result: InvokeResult;
     try {
       result = await invoke(delivery);
     } catch (error) {
       result = { ok: false, error: error instanceof Error ? error.message : String(error) };
+    } finally {
+      clearInterval(renewal);
     }
     try {
       await recordResult(row, result);

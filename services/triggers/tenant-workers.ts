@@ -10,9 +10,16 @@
 import type { Logger } from 'pino';
 
 import { invokeFunction, type InvocationOutcome } from '../functions/invoke.ts';
+import { PLATFORM_FUNCTION_MAXIMA } from '../functions/limits.ts';
 import type { Platform } from '../platform/platform.ts';
 import type { TenantContext } from '../platform/tenant-registry.ts';
-import { createEventDispatcher, type EventDelivery, type EventDispatcher, type InvokeResult } from './dispatcher.ts';
+import {
+  createEventDispatcher,
+  DEFAULT_LEASE_MS,
+  type EventDelivery,
+  type EventDispatcher,
+  type InvokeResult,
+} from './dispatcher.ts';
 import { createScheduler, type ScheduledRun, type Scheduler } from './scheduler.ts';
 
 /** Options of {@link createTenantWorkers}. */
@@ -116,7 +123,7 @@ export function createTenantWorkers(platform: Platform, options: TenantWorkersOp
   async function startTenant(tenantId: string): Promise<void> {
     const tenant = await platform.tenants.get(tenantId);
     const settings = await tenant.settings();
-    const leaseMs = options.leaseMs ?? envLease ?? settings.functionTimeoutMs + 10_000;
+    const leaseMs = options.leaseMs ?? envLease ?? DEFAULT_LEASE_MS;
     const dispatcher = createEventDispatcher({
       pool: tenant.db,
       listenerConfig: { connectionString: platform.provisioning.urlFor(tenant.record.databaseName) },
@@ -127,7 +134,16 @@ export function createTenantWorkers(platform: Platform, options: TenantWorkersOp
       pollIntervalMs: options.pollIntervalMs,
       concurrency: options.concurrency ?? 16,
     });
-    const scheduler = createScheduler({ pool: tenant.db, tenant: tenant.id, invoke: invokeRun(tenant), logger, leaseMs });
+    // A schedule run is not renewed, so it counts as in progress (for the overlap policy) for
+    // the longest run any function may have, whatever the tenant's current timeout setting.
+    const scheduleLeaseMs = options.leaseMs ?? envLease ?? PLATFORM_FUNCTION_MAXIMA.timeoutMs + 10_000;
+    const scheduler = createScheduler({
+      pool: tenant.db,
+      tenant: tenant.id,
+      invoke: invokeRun(tenant),
+      logger,
+      leaseMs: scheduleLeaseMs,
+    });
     await dispatcher.start();
     scheduler.start();
     workers.set(tenantId, { dispatcher, scheduler });
