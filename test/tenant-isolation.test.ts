@@ -198,3 +198,17 @@ describe('refresh families', () => {
     expect(second.body.refreshToken).toBe(first.body.refreshToken);
   });
 });
+
+describe('platform JWKS', () => {
+  test('platform admin tokens verify against it', async () => {
+    const jwks = await rest('GET', `${server.baseUrl}/identity/platform/.well-known/jwks.json`);
+    expect(jwks.status).toBe(200);
+    expect(jwks.body.keys.length).toBeGreaterThanOrEqual(1);
+    const { payload } = await jose.jwtVerify(adminToken, jose.createLocalJWKSet(jwks.body), {
+      issuer: `${server.baseUrl}/identity/platform`,
+      algorithms: ['RS256'],
+    });
+    expect(payload.tid).toBe('platform');
+    expect(payload.roles).toEqual(['PlatformAdmin']);
+  });
+});

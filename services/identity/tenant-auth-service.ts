@@ -17,7 +17,7 @@ import { inTransaction } from '../db/pool-handle.ts';
 import type { Platform } from '../platform/platform.ts';
 import type { TenantContext } from '../platform/tenant-registry.ts';
 import { clientIp } from '../server/client-ip.ts';
-import { requestedTenant, requireTenantCaller } from './authenticate.ts';
+import { PLATFORM_TENANT, requestedTenant, requireTenantCaller } from './authenticate.ts';
 import {
   checkPasswordPolicy,
   hashPassword,
@@ -139,8 +139,13 @@ export function tenantAuthRoutes(platform: Platform) {
       },
 
       async getJwks(request, context) {
-        const tenant = await tenantOf(request.tenant, context);
-        const keys = await tenant.keys.publishedKeys(new Date());
+        // `platform` is a reserved tenant id; its key set signs platform admin tokens, and a
+        // proxy such as Envoy verifies those tokens against it.
+        const keyStore =
+          requestedTenant(request.tenant, context.requestHeader) === PLATFORM_TENANT
+            ? platform.platformKeys
+            : (await tenantOf(request.tenant, context)).keys;
+        const keys = await keyStore.publishedKeys(new Date());
         context.responseHeader.set('cache-control', 'public, max-age=300');
         return create(GetJwksResponseSchema, {
           keys: keys.map((key: Record<string, unknown>) =>
