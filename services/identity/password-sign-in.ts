@@ -1,7 +1,7 @@
 import { domainError, retryLaterError } from '../core/errors.ts';
 import type { TenantContext } from '../platform/tenant-registry.ts';
 import { hashPassword, needsRehash, normalizeEmail, verifyAgainstDummy, verifyPassword } from './passwords.ts';
-import { findUserByEmail, findUserById, type UserRow } from './users.ts';
+import { findUserByEmail, type UserRow } from './users.ts';
 
 /** One message for every failed password sign-in, so answers do not reveal which part was wrong. */
 export const INVALID_CREDENTIALS_MESSAGE = 'the email or password is incorrect';
@@ -34,11 +34,14 @@ export async function signInWithPassword(tenant: TenantContext, attempt: Passwor
       [userId, email, attempt.ip, attempt.userAgent.slice(0, 512), result, attempt.method],
     );
 
-  await throttleFailuresPerIp(tenant, attempt.ip, () => record(null, 'rate_limited'));
+  // The throttle check and the user lookup are independent reads, so they run together.
+  const [, user] = await Promise.all([
+    throttleFailuresPerIp(tenant, attempt.ip, () => record(null, 'rate_limited')),
+    findUserByEmail(tenant.db, email),
+  ]);
 
   // An email without a user locks like a real account, with its failures counted in
   // unknown_email_lockouts, so ACCOUNT_LOCKED does not reveal which emails have accounts.
-  const user = await findUserByEmail(tenant.db, email);
   const lockedUntil = user ? user.locked_until : await unknownEmailLockedUntil(tenant, email);
   if (lockedUntil && lockedUntil.getTime() > Date.now()) {
     await record(user?.id ?? null, 'locked_out');
@@ -70,18 +73,22 @@ export async function signInWithPassword(tenant: TenantContext, attempt: Passwor
     throw domainError('INVALID_CREDENTIALS', INVALID_CREDENTIALS_MESSAGE);
   }
 
-  // One statement, so the sign-in and its user.signed_in event commit together.
-  await tenant.db.query(
+  // One statement, so the sign-in, its login activity row and its user.signed_in event commit
+  // together, in one round trip.
+  const signedIn = await tenant.db.query<{ last_sign_in_at: Date }>(
     `WITH signed_in AS (
        UPDATE users SET failed_attempts = 0, locked_until = NULL, last_sign_in_at = now(), last_sign_in_ip = $2
        WHERE id = $1 RETURNING id, email, last_sign_in_at
+     ), activity AS (
+       INSERT INTO login_activity (user_id, email, ip, user_agent, result, method)
+       SELECT id, $4, $2, $5, 'success', $3 FROM signed_in
      )
-     SELECT tansu_emit_event('user.signed_in', 'users/' || id,
+     SELECT last_sign_in_at, tansu_emit_event('user.signed_in', 'users/' || id,
        jsonb_build_object('user', jsonb_build_object('id', id, 'email', email),
                           'method', $3::text,
                           'signedInAt', tansu_iso_time(last_sign_in_at)))
      FROM signed_in`,
-    [user.id, attempt.ip, attempt.method],
+    [user.id, attempt.ip, attempt.method, email, attempt.userAgent.slice(0, 512)],
   );
   if (needsRehash(user.password_hash)) {
     // The hash was made with older argon2 parameters. The stored hash is compared, so a password
@@ -92,8 +99,14 @@ export async function signInWithPassword(tenant: TenantContext, attempt: Passwor
       user.password_hash,
     ]);
   }
-  await record(user.id, 'success');
-  return (await findUserById(tenant.db, user.id)) ?? user;
+  if (signedIn.rowCount === 0) throw domainError('INVALID_CREDENTIALS', INVALID_CREDENTIALS_MESSAGE);
+  return {
+    ...user,
+    failed_attempts: 0,
+    locked_until: null,
+    last_sign_in_at: signedIn.rows[0].last_sign_in_at,
+    last_sign_in_ip: attempt.ip,
+  };
 }
 
 /** Max number of failed sign-ins (wrong credentials or locked) per client IP and tenant in the window. */

@@ -50,21 +50,24 @@ export async function startSession(
 ): Promise<SessionTokens> {
   const settings = await tenant.settings();
   const scope = options.scope ?? DEFAULT_USER_SCOPE;
-  const client = await (options.db ?? tenant.db).connect();
-  let refreshToken: string;
-  try {
-    ({ token: refreshToken } = await startFamily(client, {
-      userId: user.id,
-      clientId: options.clientId,
-      scope,
-      // NOTE: the first token lives as long as the family, so the idle timeout only applies
-      // from the first refresh on.
-      lifetimeSeconds: settings.sessionAbsoluteTimeoutSeconds,
-    }));
-  } finally {
-    client.release();
-  }
-  const access = await signAccessToken(tenant, user, scope);
+  const startRefreshFamily = async () => {
+    const client = await (options.db ?? tenant.db).connect();
+    try {
+      const { token } = await startFamily(client, {
+        userId: user.id,
+        clientId: options.clientId,
+        scope,
+        // NOTE: the first token lives as long as the family, so the idle timeout only applies
+        // from the first refresh on.
+        lifetimeSeconds: settings.sessionAbsoluteTimeoutSeconds,
+      });
+      return token;
+    } finally {
+      client.release();
+    }
+  };
+  // Signing the access token needs no database, so it overlaps the refresh family's writes.
+  const [refreshToken, access] = await Promise.all([startRefreshFamily(), signAccessToken(tenant, user, scope)]);
   return { accessToken: access.token, refreshToken, expiresIn: access.expiresIn, tokenType: 'Bearer' };
 }
 
