@@ -18,7 +18,7 @@ import pg from 'pg';
 import { pino, type Logger } from 'pino';
 
 import { domainError } from '../core/errors.ts';
-import type { Database } from '../db/pool-handle.ts';
+import { inTransaction, type Database } from '../db/pool-handle.ts';
 import { MAX_EVENT_PATTERN_LENGTH } from './event-pattern.ts';
 
 /** The outcome of one function run started by a trigger. */
@@ -288,21 +288,6 @@ async function writeDeadLetter(
       JSON.stringify(row.payload), attempts, error, now],
   );
   return true;
-}
-
-async function inTransaction<T>(pool: Database, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
 }
 
 /**
