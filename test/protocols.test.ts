@@ -165,3 +165,27 @@ describe('NUL characters in text', () => {
     expect(error?.code).toBe(Code.InvalidArgument);
   });
 });
+
+describe('oversized bodies', () => {
+  const body = JSON.stringify({ email: 'big@example.com', password: 'x'.repeat(7 * 1024 * 1024) });
+
+  test('REST answers 413', async () => {
+    const response = await fetch(`${server.baseUrl}/identity/api/acme/auth/signin`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect(response.status).toBe(413);
+    expect((await response.json()).code).toBe(8);
+  });
+
+  test('Connect rejects the same size', async () => {
+    const response = await fetch(`${server.baseUrl}/tansu.identity.v1.TenantAuth/SignIn`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect(response.status).toBeGreaterThanOrEqual(400);
+    expect(response.status).toBeLessThan(500);
+  });
+});

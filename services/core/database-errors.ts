@@ -18,11 +18,15 @@ export function connectErrorFromDatabase(error: unknown): ConnectError | undefin
     if (code.startsWith('08') || code.startsWith('57P') || CONNECTION_ERROR_CODES.has(code)) {
       return new ConnectError('the database is unavailable; retry later', Code.Unavailable, undefined, undefined, error);
     }
+    // 57014: query_canceled, here by statement_timeout.
+    if (code === '57014') {
+      return new ConnectError('the database did not answer in time; retry later', Code.Unavailable, undefined, undefined, error);
+    }
     if (code === '3D000') {
       return new ConnectError('the tenant database no longer exists; the tenant may have been deleted', Code.Unavailable, undefined, undefined, error);
     }
   }
-  if (typeof message === 'string' && /Connection terminated|connection timeout|Cannot use a pool after calling end/i.test(message)) {
+  if (typeof message === 'string' && /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Cannot use a pool after calling end/i.test(message)) {
     return new ConnectError('the database is unavailable; retry later', Code.Unavailable, undefined, undefined, error);
   }
   return undefined;
@@ -37,3 +41,15 @@ export function databaseErrorSummary(error: unknown): { message: string; code?: 
   const { message, code } = error as { message?: unknown; code?: unknown };
   return { message: String(message), code: typeof code === 'string' ? code : undefined };
 }
+
+/**
+ * Timeouts of every pool the server opens, so a stalled PostgreSQL makes requests fail as
+ * UNAVAILABLE instead of hanging: 5 s to get a connection and 30 s for a query, on the client
+ * (`query_timeout`, which also covers a server that stopped answering) and on the server
+ * (`statement_timeout`, which frees the backend).
+ */
+export const POOL_TIMEOUTS = {
+  connectionTimeoutMillis: 5_000,
+  query_timeout: 30_000,
+  statement_timeout: 30_000,
+} as const;

@@ -1,6 +1,6 @@
 import pg from 'pg';
 
-import { databaseErrorSummary } from '../core/database-errors.ts';
+import { databaseErrorSummary, POOL_TIMEOUTS } from '../core/database-errors.ts';
 import type { Logger } from '../core/logger.ts';
 
 /** Options for createTenantPools. */
@@ -64,6 +64,7 @@ export function createTenantPools(options: TenantPoolsOptions): TenantPools {
         connectionString: options.urlFor(databaseName),
         max: options.poolSize,
         idleTimeoutMillis: 30_000,
+        ...POOL_TIMEOUTS,
       });
       pool.on('error', (error) =>
         options.logger.warn({ err: databaseErrorSummary(error), database: databaseName }, 'idle tenant connection closed'),

@@ -111,6 +111,15 @@ export function createExecutionRecorder(logger: Logger): ExecutionRecorder {
   };
 }
 
+/**
+ * Replaces NUL, which PostgreSQL cannot store in text or jsonb, with U+FFFD. Function output is
+ * not ours to reject, and one NUL in a log line must not lose the whole execution record. In
+ * JSON text the character appears escaped as `\u0000`, which jsonb rejects as well.
+ */
+function withoutNul(text: string): string {
+  return text.replaceAll('\0', '\uFFFD').replaceAll('\\u0000', '\\uFFFD');
+}
+
 async function insertRows(db: Database, rows: ExecutionRow[]): Promise<void> {
   const values: unknown[] = [];
   const tuples = rows.map((row, index) => {
@@ -123,8 +132,8 @@ async function insertRows(db: Database, rows: ExecutionRow[]): Promise<void> {
       row.startedAt,
       row.durationMs,
       row.status,
-      row.error,
-      JSON.stringify(row.logs),
+      row.error === null ? null : withoutNul(row.error),
+      withoutNul(JSON.stringify(row.logs)),
     );
     const first = index * 10;
     return `(${Array.from({ length: 10 }, (_, column) => `$${first + column + 1}`).join(', ')})`;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import pg from 'pg';
 
-import { databaseErrorSummary } from '../core/database-errors.ts';
+import { databaseErrorSummary, POOL_TIMEOUTS } from '../core/database-errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { createSecretBox, loadMasterKey, type SecretBox } from '../core/secret-box.ts';
 import { applyMigrations, type MigrationSet } from '../db/migrate.ts';
@@ -94,7 +94,7 @@ export async function openPlatform(config: Config, serverUrl: string, logger: Lo
   await ensureDatabase(serverUrl, templateName);
   await migrateDatabase(serverUrl, templateName, 'tenant');
 
-  const platformDb = new pg.Pool({ connectionString: databaseUrl(serverUrl, platformName), max: 10 });
+  const platformDb = new pg.Pool({ connectionString: databaseUrl(serverUrl, platformName), max: 10, ...POOL_TIMEOUTS });
   // An idle connection fails when PostgreSQL stops or restarts; the pool opens a new one on the
   // next query. Only the message and code are logged, because the error carries the client.
   platformDb.on('error', (error) => logger.warn({ err: databaseErrorSummary(error) }, 'idle platform connection closed'));

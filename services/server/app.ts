@@ -20,6 +20,9 @@ import { registerSocialSignIn } from '../identity/social/routes.ts';
 import type { Platform } from '../platform/platform.ts';
 import { serviceModules } from './service-modules.ts';
 
+/** Largest request body on any protocol: 6 MiB. */
+const BODY_LIMIT_BYTES = 6 * 1024 * 1024;
+
 /** The Fastify app with every protocol on it, plus a handle to flip gRPC health. */
 export interface App {
   fastify: FastifyInstance;
@@ -45,7 +48,7 @@ export async function buildApp(platform: Platform): Promise<App> {
   const app = fastify({
     serverFactory: dualProtocolServerFactory,
     logger: false,
-    bodyLimit: 6 * 1024 * 1024,
+    bodyLimit: BODY_LIMIT_BYTES,
   });
 
   const metrics = new Registry();
@@ -59,15 +62,25 @@ export async function buildApp(platform: Platform): Promise<App> {
   app.addHook('onResponse', async (request, reply) => {
     requests.inc({ method: request.method, status: String(reply.statusCode) });
   });
-  app.setErrorHandler((error, request, reply) => {
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    // Fastify's own client errors, such as a body over bodyLimit (413) or malformed JSON (400),
+    // keep their status; the body has the google.rpc.Status shape of every other error.
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      const code = status === 413 ? 8 : 3; // RESOURCE_EXHAUSTED, INVALID_ARGUMENT
+      platform.logger.info({ url: request.url, status, reason: error.code }, 'request rejected');
+      return reply.status(status).send({ code, message: error.message, details: [] });
+    }
     platform.logger.error({ err: error, url: request.url }, 'unhandled error in a route');
-    reply.status(500).send({ code: 13, message: 'internal error', details: [] });
+    return reply.status(500).send({ code: 13, message: 'internal error', details: [] });
   });
 
   await app.register(fastifyConnectPlugin, {
     routes,
     contextValues: (request) => contextValuesFor(request.raw),
     interceptors: [logFailedCalls(platform), rejectNulCharacters()],
+    // The same limit as Fastify's bodyLimit for REST, so every protocol takes the same sizes.
+    readMaxBytes: BODY_LIMIT_BYTES,
     grpc: true,
     grpcWeb: true,
     connect: true,
@@ -90,7 +103,11 @@ export async function buildApp(platform: Platform): Promise<App> {
   app.get('/health/live', async () => ({ status: 'ok' }));
   app.get('/health/ready', async (_request, reply) => {
     try {
-      await platform.platformDb.query('SELECT 1');
+      // Readiness must answer fast even when PostgreSQL hangs, so a load balancer can act.
+      await Promise.race([
+        platform.platformDb.query('SELECT 1'),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 2 s')), 2_000).unref()),
+      ]);
       return { status: 'ok' };
     } catch (error) {
       platform.logger.warn({ err: error }, 'readiness check failed: platform database unreachable');
