@@ -33,7 +33,7 @@ export const functionsPage: Page = ({ client, tenant }) => {
   const form = el(
     'form',
     { class: 'card inline-form' },
-    field('New function name', el('input', { name: 'name', required: true, pattern: '[a-z][a-z0-9-]{0,62}' }), 'Lowercase letters, digits and hyphens.'),
+    field('New function name', el('input', { name: 'name', required: true, pattern: '[a-z][a-z0-9\\-]{0,62}' }), 'Lowercase letters, digits and hyphens.'),
     el('button', { type: 'submit' }, 'Open editor'),
   );
   form.addEventListener('submit', (event) => {

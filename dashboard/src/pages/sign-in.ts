@@ -7,7 +7,7 @@ import { signInPlatformAdmin, signInTenantAdmin } from '../session.ts';
  */
 export function signInPage(onSignedIn: () => void): { title: string; content: HTMLElement } {
   const output = el('div', { 'aria-live': 'polite' });
-  const tenantInput = el('input', { name: 'tenant', autocomplete: 'organization', pattern: '[a-z0-9-]{3,40}' });
+  const tenantInput = el('input', { name: 'tenant', autocomplete: 'organization', pattern: '[a-z0-9\\-]{3,40}' });
   const tenantField = field('Tenant', tenantInput, 'The tenant id, such as acme.');
   tenantField.hidden = true;
 

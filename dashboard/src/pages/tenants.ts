@@ -57,7 +57,7 @@ export const tenantsPage: Page = ({ client }) => {
     'form',
     { class: 'card' },
     el('h2', {}, 'Provision a tenant'),
-    field('Tenant id', el('input', { name: 'id', required: true, pattern: '[a-z0-9][a-z0-9-]{1,38}[a-z0-9]' }), '3 to 40 lowercase letters, digits and hyphens.'),
+    field('Tenant id', el('input', { name: 'id', required: true, pattern: '[a-z0-9][a-z0-9\\-]{1,38}[a-z0-9]' }), '3 to 40 lowercase letters, digits and hyphens.'),
     field('Display name', el('input', { name: 'displayName' })),
     submit,
     provisionOutput,
