@@ -32,7 +32,7 @@ const callbackOf = (tenant: string, provider: string) => `${server.baseUrl}/iden
 
 beforeAll(async () => {
   // The test client is its own trusted proxy, so it can send X-Forwarded-For like one.
-  server = await startServer({ env: { TANSU_TRUSTED_PROXIES: '127.0.0.1' } });
+  server = await startServer({ env: { TANSU_TRUSTED_PROXIES: '127.0.0.1', TANSU_ALLOW_PRIVATE_PROVIDER_URLS: 'true' } });
   const platformToken = await platformAdminToken(server.baseUrl, server.adminEmail, server.adminPassword);
   acmeAdmin = await adminTokenOf('acme', await provisionTenant(server.baseUrl, platformToken, 'acme'));
   widgetsAdmin = await adminTokenOf('widgets', await provisionTenant(server.baseUrl, platformToken, 'widgets'));
