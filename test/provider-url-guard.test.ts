@@ -143,7 +143,7 @@ describe('provider URLs at fetch time', () => {
 });
 
 describe('NUL characters on the social routes', () => {
-  test('a NUL in the provider path parameter is INVALID_ARGUMENT naming it', async () => {
+  test('NUL in provider is INVALID_ARGUMENT', async () => {
     const response = await fetch(`${server.baseUrl}/identity/api/acme/auth/authorize/git%00hub`, { redirect: 'manual' });
     expect(response.status).toBe(400);
     const body = await response.json();
@@ -151,7 +151,7 @@ describe('NUL characters on the social routes', () => {
     expect(body.details[0]).toMatchObject({ reason: 'INVALID_ARGUMENT', metadata: { field: 'provider' } });
   });
 
-  test('a NUL in the tenant or a callback query parameter is INVALID_ARGUMENT naming it', async () => {
+  test('NUL in tenant or query is INVALID_ARGUMENT', async () => {
     const tenant = await fetch(`${server.baseUrl}/identity/api/ac%00me/auth/authorize/github`, { redirect: 'manual' });
     expect(tenant.status).toBe(400);
     expect((await tenant.json()).details[0].metadata.field).toBe('tenant');

@@ -96,8 +96,8 @@ export async function checkProviderUrl(value: string, allowPrivate: boolean): Pr
 }
 
 /**
- * A fetch for provider calls: checks the URL with checkProviderUrl before connecting and
- * refuses redirects, so a provider cannot forward the request to a private address.
+ * Returns a fetch for provider calls that checks the URL with checkProviderUrl before
+ * connecting and does not follow redirects, so a provider cannot forward the request to a private address.
  */
 export function providerFetch(allowPrivate: boolean) {
   // The options are typed loosely: openid-client and jose each pass their own subset of RequestInit.

@@ -235,7 +235,7 @@ async function githubToken(
   return (await response.json()) as { access_token?: string; error?: string };
 }
 
-/** Fixed summaries of the provider answers checkCredentials recognises; nothing else of a reply is shown. */
+/** Fixed summaries of the error codes checkCredentials recognises; nothing else of a reply is shown. */
 const CREDENTIAL_ANSWERS: Record<string, string> = {
   invalid_client: 'invalid_client: the provider rejected the client id or secret',
   incorrect_client_credentials: 'invalid_client: the provider rejected the client id or secret',

@@ -29,7 +29,7 @@ class SocialSignInError extends Error {
 }
 
 /**
- * Error answered as a google.rpc.Status body with an ErrorInfo, like the gateway's errors:
+ * Error sent as a google.rpc.Status body with an ErrorInfo, like the gateway's errors:
  * `{ code, message, details: [{ '@type', reason, domain, metadata }] }`.
  */
 class StatusError extends Error {
@@ -104,6 +104,13 @@ async function configured(platform: Platform, request: FastifyRequest) {
   return { tenant, config, callback: callbackUrl(platform.publicBaseUrl(), tenant.id, row.provider) };
 }
 
+/** Returns the ProviderUrlError an error is, or wraps as its cause; undefined for others. */
+function urlErrorOf(error: unknown): ProviderUrlError | undefined {
+  if (error instanceof ProviderUrlError) return error;
+  if (error instanceof Error && error.cause instanceof ProviderUrlError) return error.cause;
+  return undefined;
+}
+
 const hashState = (state: string) => createHash('sha256').update(state).digest('hex');
 const secretsAssociatedData = (tenant: TenantContext, provider: string) => `tenant:${tenant.id}:login-state:${provider}`;
 
@@ -114,10 +121,10 @@ async function start(platform: Platform, request: FastifyRequest, reply: Fastify
   try {
     redirect = await authorizationUrl(config, callback, state);
   } catch (error) {
-    const refused = error instanceof ProviderUrlError ? error : error instanceof Error && error.cause instanceof ProviderUrlError ? error.cause : undefined;
-    if (refused) {
-      platform.logger.warn({ tenant: tenant.id, provider: config.kind, err: refused }, 'provider URL refused');
-      throw new StatusError(400, 9, 'FAILED_PRECONDITION', `the ${config.kind} provider URL may not be used: ${refused.message}`);
+    const rejected = urlErrorOf(error);
+    if (rejected) {
+      platform.logger.warn({ tenant: tenant.id, provider: config.kind, err: rejected }, 'provider URL rejected');
+      throw new StatusError(400, 9, 'FAILED_PRECONDITION', `the ${config.kind} provider URL may not be used: ${rejected.message}`);
     }
     platform.logger.warn({ tenant: tenant.id, provider: config.kind, err: error }, 'provider metadata could not be read');
     throw new SocialSignInError(502, 'provider_unavailable', `${config.kind} could not be reached; try again later`);
