@@ -119,6 +119,30 @@ describe('clients service', () => {
     expect(noRedirect.status).toBe(400);
   });
 
+  test('malformed and dangerous redirect URIs are INVALID_ARGUMENT naming redirect_uris', async () => {
+    for (const uri of [
+      'https:///cb',
+      'https:/app.test/cb',
+      'file:///etc/passwd',
+      'https://user:pw@app.test/cb',
+      'https://user@app.test/cb',
+      'javascript:alert(1)',
+      'data:text/html,hi',
+      'vbscript:msgbox(1)',
+    ]) {
+      const created = await createClient('acme', acmeAdmin, { name: 'x', type: 'public', redirectUris: [uri] });
+      expect([uri, created.status]).toEqual([uri, 400]);
+      expect(created.body.details[0].metadata.field).toBe('redirect_uris');
+    }
+  });
+
+  test('private-use schemes of native apps and https with a host are accepted', async () => {
+    for (const uri of ['com.acme.app:/cb', 'https://app.test/cb', 'http://127.0.0.1:8123/cb']) {
+      const created = await createClient('acme', acmeAdmin, { name: 'ok', type: 'public', redirectUris: [uri] });
+      expect([uri, created.status]).toEqual([uri, 200]);
+    }
+  });
+
   test('list pages through every app exactly once', async () => {
     for (let index = 0; index < 3; index++) await createClient('acme', acmeAdmin, { name: `paged-${index}`, type: 'confidential' });
     const seen: string[] = [];
@@ -343,3 +367,57 @@ async function queryTenant(tenant: string, sql: string, values: unknown[]) {
     await client.end();
   }
 }
+
+describe('NUL characters on the OAuth endpoints', () => {
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  async function expectInvalidRequest(response: Response, parameter: string) {
+    expect(response.status).toBe(400);
+    const body = await response.json();
+    expect(body.error).toBe('invalid_request');
+    expect(body.error_description).toContain(parameter);
+  }
+
+  test('token: a NUL in client_id is invalid_request naming it', async () => {
+    const response = await fetch(`${server.baseUrl}/identity/acme/oauth2/token`, {
+      method: 'POST',
+      headers: form,
+      body: 'grant_type=client_credentials&client_id=a%00b&client_secret=x',
+    });
+    await expectInvalidRequest(response, 'client_id');
+  });
+
+  test('token: a NUL in the Basic credentials is invalid_request', async () => {
+    const response = await fetch(`${server.baseUrl}/identity/acme/oauth2/token`, {
+      method: 'POST',
+      headers: { ...form, authorization: `Basic ${Buffer.from('a\u0000b:secret').toString('base64')}` },
+      body: 'grant_type=client_credentials',
+    });
+    await expectInvalidRequest(response, 'Basic credentials');
+  });
+
+  test('authorize: a NUL in client_id is invalid_request naming it', async () => {
+    const response = await fetch(
+      `${server.baseUrl}/identity/acme/oauth2/authorize?client_id=a%00b&response_type=code&redirect_uri=${encodeURIComponent(redirectUri)}`,
+      { redirect: 'manual' },
+    );
+    await expectInvalidRequest(response, 'client_id');
+  });
+
+  test('revoke: a NUL in token is invalid_request naming it', async () => {
+    const response = await fetch(`${server.baseUrl}/identity/acme/oauth2/revoke`, {
+      method: 'POST',
+      headers: form,
+      body: 'token=a%00b&client_id=x',
+    });
+    await expectInvalidRequest(response, 'token');
+  });
+
+  test('introspect: a NUL in the tenant path parameter is invalid_request naming it', async () => {
+    const response = await fetch(`${server.baseUrl}/identity/ac%00me/oauth2/introspect`, {
+      method: 'POST',
+      headers: form,
+      body: 'token=x',
+    });
+    await expectInvalidRequest(response, 'tenant');
+  });
+});

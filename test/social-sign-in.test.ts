@@ -31,8 +31,9 @@ const providersUrl = (tenant: string) => `${server.baseUrl}/identity/api/${tenan
 const callbackOf = (tenant: string, provider: string) => `${server.baseUrl}/identity/api/${tenant}/auth/callback/${provider}`;
 
 beforeAll(async () => {
-  // The test client is its own trusted proxy, so it can send X-Forwarded-For like one.
-  server = await startServer({ env: { TANSU_TRUSTED_PROXIES: '127.0.0.1' } });
+  // The test client is its own trusted proxy, so it can send X-Forwarded-For like one. The
+  // stand-in providers listen on 127.0.0.1, which only TANSU_ALLOW_PRIVATE_PROVIDER_URLS permits.
+  server = await startServer({ env: { TANSU_TRUSTED_PROXIES: '127.0.0.1', TANSU_ALLOW_PRIVATE_PROVIDER_URLS: 'true' } });
   const platformToken = await platformAdminToken(server.baseUrl, server.adminEmail, server.adminPassword);
   acmeAdmin = await adminTokenOf('acme', await provisionTenant(server.baseUrl, platformToken, 'acme'));
   widgetsAdmin = await adminTokenOf('widgets', await provisionTenant(server.baseUrl, platformToken, 'widgets'));

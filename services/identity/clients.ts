@@ -78,9 +78,13 @@ export async function verifyClientSecret(client: ClientRow | undefined, secret: 
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
+/** Schemes a redirect URI may never use: they run code, read local files or carry inline content. */
+const FORBIDDEN_SCHEMES = new Set(['javascript:', 'data:', 'vbscript:', 'file:', 'blob:']);
+
 /**
- * Checks a redirect URI for registration: absolute, no fragment (RFC 6749 section 3.1.2).
- * Private-use schemes such as `com.acme.app:/cb` are allowed for native apps (RFC 8252).
+ * Checks a redirect URI for registration: absolute, no fragment (RFC 6749 section 3.1.2);
+ * http and https need a host and no user name or password (`https://user:pw@app.test/cb` reads
+ * as the host `app.test` to a browser but not to every reader). Private-use schemes such as `com.acme.app:/cb` are allowed for native apps (RFC 8252).
  * Returns a problem or undefined.
  */
 export function redirectUriProblem(uri: string): string | undefined {
@@ -91,8 +95,12 @@ export function redirectUriProblem(uri: string): string | undefined {
     return `redirect URI "${uri}" is not an absolute URI`;
   }
   if (parsed.hash || uri.includes('#')) return `redirect URI "${uri}" must not contain a fragment`;
-  if (parsed.protocol === 'javascript:' || parsed.protocol === 'data:') {
-    return `redirect URI "${uri}" uses a forbidden scheme`;
+  if (FORBIDDEN_SCHEMES.has(parsed.protocol)) return `redirect URI "${uri}" uses a forbidden scheme`;
+  const web = parsed.protocol === 'http:' || parsed.protocol === 'https:';
+  // The URL parser turns `https:///cb` into `https://cb/`; the text itself must name the host.
+  if (web && (!/^https?:\/\/[^/?#]/i.test(uri) || !parsed.hostname)) return `redirect URI "${uri}" has no host`;
+  if (web && (parsed.username || parsed.password || /^https?:\/\/[^/?#]*@/i.test(uri))) {
+    return `redirect URI "${uri}" must not contain a user name or password`;
   }
   if (uri.includes('*')) return `redirect URI "${uri}" must not contain a wildcard; register each URI exactly`;
   // RFC 8252 section 8.3: plain http only for loopback redirects of native apps.

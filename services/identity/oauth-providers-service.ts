@@ -24,6 +24,7 @@ import {
   providerSecretAssociatedData,
   type ProviderRow,
 } from './social/provider-settings.ts';
+import { providerUrlProblem, ProviderUrlError } from './social/provider-urls.ts';
 import { checkCredentials, PROVIDER_KINDS, type ProviderKind } from './social/providers.ts';
 import { recordAudit, requireTenantAdmin } from './tenant-admin.ts';
 
@@ -39,11 +40,12 @@ interface ProviderInput {
 
 /** Registers the OAuthProviders service. */
 export function oauthProvidersRoutes(platform: Platform) {
+  const allowPrivate = platform.config.allowPrivateProviderUrls;
   const toMessage = (tenant: TenantContext, row: ProviderRow) =>
     create(OAuthProviderSchema, {
       providerId: row.provider,
       clientId: row.client_id,
-      clientSecretMasked: maskSecret(providerConfig(tenant, platform.secretBox, row).clientSecret),
+      clientSecretMasked: maskSecret(providerConfig(tenant, platform.secretBox, row, allowPrivate).clientSecret),
       enabled: row.enabled,
       status: row.status,
       callbackUrl: callbackUrl(platform.publicBaseUrl(), tenant.id, row.provider),
@@ -57,7 +59,7 @@ export function oauthProvidersRoutes(platform: Platform) {
     router.service(OAuthProviders, {
       async createOAuthProvider(request, context) {
         const { caller, tenant } = await requireTenantAdmin(platform, context, request.tenant);
-        const input = checkInput(request, true);
+        const input = checkInput(request, true, allowPrivate);
         const sealed = platform.secretBox.encrypt(input.clientSecret, providerSecretAssociatedData(tenant.id, input.providerId));
         const row = await inTransaction(tenant.db, async (db) => {
           const { rows } = await db.query<ProviderRow>(
@@ -93,7 +95,7 @@ export function oauthProvidersRoutes(platform: Platform) {
 
       async updateOAuthProvider(request, context) {
         const { caller, tenant } = await requireTenantAdmin(platform, context, request.tenant);
-        const input = checkInput(request, false);
+        const input = checkInput(request, false, allowPrivate);
         const row = await inTransaction(tenant.db, async (db) => {
           const sealed = input.clientSecret
             ? platform.secretBox.encrypt(input.clientSecret, providerSecretAssociatedData(tenant.id, input.providerId))
@@ -125,10 +127,16 @@ export function oauthProvidersRoutes(platform: Platform) {
         const { caller, tenant } = await requireTenantAdmin(platform, context, request.tenant);
         const row = await findProvider(tenant.db, request.providerId);
         if (!row) throw providerNotFound(request.providerId);
-        const problem = await checkCredentials(
-          providerConfig(tenant, platform.secretBox, row),
-          callbackUrl(platform.publicBaseUrl(), tenant.id, row.provider),
-        );
+        let problem: string | undefined;
+        try {
+          problem = await checkCredentials(
+            providerConfig(tenant, platform.secretBox, row, allowPrivate),
+            callbackUrl(platform.publicBaseUrl(), tenant.id, row.provider),
+          );
+        } catch (error) {
+          if (!(error instanceof ProviderUrlError)) throw error;
+          throw domainError('FAILED_PRECONDITION', `the provider URL may not be used: ${error.message}`, { cause: error });
+        }
         const status = problem === undefined ? 'active' : `error: ${problem.slice(0, 300)}`;
         await tenant.db.query('UPDATE external_providers SET status = $2 WHERE provider = $1', [row.provider, status]);
         await recordAudit(tenant.db, { actor: caller.subject, action: 'oauth_provider.test', target: row.provider, details: { status } });
@@ -141,7 +149,11 @@ function providerNotFound(providerId: string) {
   return domainError('NOT_FOUND', `${providerId} is not configured for this tenant`, { metadata: { field: 'provider_id' } });
 }
 
-function checkInput(request: ProviderInput, secretRequired: boolean): ProviderInput & { providerId: ProviderKind } {
+function checkInput(
+  request: ProviderInput,
+  secretRequired: boolean,
+  allowPrivate: boolean,
+): ProviderInput & { providerId: ProviderKind } {
   if (!PROVIDER_KINDS.includes(request.providerId as ProviderKind)) {
     throw invalidArgument('provider_id', `provider_id must be one of ${PROVIDER_KINDS.join(', ')}`);
   }
@@ -154,14 +166,10 @@ function checkInput(request: ProviderInput, secretRequired: boolean): ProviderIn
   for (const field of ['issuer', 'webBaseUrl', 'apiBaseUrl'] as const) {
     const value = request[field];
     if (!value) continue;
-    let url: URL | undefined;
-    try {
-      url = new URL(value);
-    } catch {
-      url = undefined;
-    }
-    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
-      throw invalidArgument(field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`), `${value} is not an http(s) URL`);
+    const problem = providerUrlProblem(value, allowPrivate);
+    if (problem) {
+      const name = field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+      throw invalidArgument(name, `${name}: ${problem}`);
     }
   }
   return { ...request, clientId: request.clientId.trim(), providerId: request.providerId as ProviderKind };

@@ -56,6 +56,12 @@ export function registerOAuthServer(app: FastifyInstance, platform: Platform): v
       done(null, { form: String(text) });
     });
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, { form: undefined }));
+    scope.addHook('preHandler', async (request, reply) => {
+      const parameter = parameterWithNul(request);
+      if (parameter !== undefined) {
+        return sendOAuthError(reply, oauthError(400, 'invalid_request', `${parameter} contains a NUL character (\\u0000)`));
+      }
+    });
 
     scope.get('/identity/:tenant/oauth2/authorize', (request, reply) =>
       authorize(platform, request, reply, queryParameters(request.url)),
@@ -77,6 +83,28 @@ export function registerOAuthServer(app: FastifyInstance, platform: Platform): v
 }
 
 // ---- request plumbing
+
+/**
+ * Names the first path, query or form parameter, or Basic credential, that contains a NUL
+ * character (U+0000); PostgreSQL cannot store it in text, so such a request would otherwise
+ * fail as an internal error.
+ */
+function parameterWithNul(request: FastifyRequest): string | undefined {
+  const entries: [string, string][] = [...Object.entries(request.params as Record<string, string>)];
+  entries.push(...new URLSearchParams(request.url.split('?')[1] ?? ''));
+  const form = (request.body as { form?: string } | undefined)?.form;
+  if (form !== undefined) entries.push(...new URLSearchParams(form));
+  const header = request.headers.authorization;
+  if (header?.toLowerCase().startsWith('basic ')) {
+    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+    entries.push(['Basic credentials', formDecode(decoded)]);
+  }
+  for (const [name, value] of entries) {
+    if (name.includes('\0')) return `a parameter name (${JSON.stringify(name.replaceAll('\0', ''))})`;
+    if (value.includes('\0')) return `parameter "${name}"`;
+  }
+  return undefined;
+}
 
 function queryParameters(url: string): Parameters {
   const search = new URLSearchParams(url.split('?')[1] ?? '');

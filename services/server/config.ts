@@ -33,6 +33,11 @@ export interface Config {
   mailFrom: string;
   /** Seconds between two checks for signing keys older than their tenant's rotation interval. */
   keyRotationCheckSeconds: number;
+  /**
+   * Whether social sign-in provider URLs may use plain http and reach loopback and private
+   * addresses; for development and tests with local stand-in providers only.
+   */
+  allowPrivateProviderUrls: boolean;
 }
 
 /** A configuration value that is invalid; the message names the variable and what it expects. */
@@ -134,5 +139,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     smtpUrl,
     mailFrom,
     keyRotationCheckSeconds: readInteger(env, 'TANSU_KEY_ROTATION_CHECK_SECONDS', 300, 1, 86400),
+    allowPrivateProviderUrls: readBoolean(env, 'TANSU_ALLOW_PRIVATE_PROVIDER_URLS', false),
   };
 }

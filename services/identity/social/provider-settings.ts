@@ -25,8 +25,16 @@ export async function findProvider(db: Pick<Database, 'query'>, kind: string): P
   return rows[0];
 }
 
-/** Decrypts a row into the configuration the provider code uses. */
-export function providerConfig(tenant: TenantContext, secretBox: SecretBox, row: ProviderRow): ProviderConfig {
+/**
+ * Decrypts a row into the configuration the provider code uses. `allowPrivateUrls` is the
+ * server's TANSU_ALLOW_PRIVATE_PROVIDER_URLS.
+ */
+export function providerConfig(
+  tenant: TenantContext,
+  secretBox: SecretBox,
+  row: ProviderRow,
+  allowPrivateUrls: boolean,
+): ProviderConfig {
   return {
     kind: row.provider,
     clientId: row.client_id,
@@ -34,6 +42,7 @@ export function providerConfig(tenant: TenantContext, secretBox: SecretBox, row:
     issuer: row.settings.issuer,
     webBaseUrl: row.settings.webBaseUrl,
     apiBaseUrl: row.settings.apiBaseUrl,
+    allowPrivateUrls,
   };
 }
 

@@ -1,7 +1,8 @@
-import { createRemoteJWKSet } from 'jose';
+import { createRemoteJWKSet, customFetch as jwksFetch } from 'jose';
 import * as oidc from 'openid-client';
 
 import { checkMetadataIssuer, MICROSOFT_COMMON_ISSUER, verifyMicrosoftIdToken } from './microsoft.ts';
+import { checkProviderUrl, providerFetch, ProviderUrlError } from './provider-urls.ts';
 
 /** Provider kinds a tenant may configure. */
 export const PROVIDER_KINDS = ['google', 'microsoft', 'github'] as const;
@@ -20,6 +21,8 @@ export interface ProviderConfig {
   webBaseUrl?: string;
   /** GitHub API base URL override. */
   apiBaseUrl?: string;
+  /** Whether URLs may reach loopback and private addresses (TANSU_ALLOW_PRIVATE_PROVIDER_URLS). */
+  allowPrivateUrls: boolean;
 }
 
 /** What a provider says about the person who signed in. */
@@ -43,14 +46,20 @@ const DEFAULT_ISSUERS: Record<'google' | 'microsoft', string> = {
   microsoft: MICROSOFT_COMMON_ISSUER,
 };
 
-/** Returns true for http URLs on loopback hosts, the only plain-HTTP providers accepted. */
-function isLoopbackHttp(url: URL): boolean {
-  return url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
-}
-
 async function openIdConfiguration(config: ProviderConfig): Promise<oidc.Configuration> {
-  const issuer = new URL(config.issuer || DEFAULT_ISSUERS[config.kind as 'google' | 'microsoft']);
-  const options = isLoopbackHttp(issuer) ? { execute: [oidc.allowInsecureRequests], timeout: 10 } : { timeout: 10 };
+  // Checked here first, so a refused issuer fails as ProviderUrlError rather than as whatever
+  // openid-client makes of it.
+  const issuer = await checkProviderUrl(
+    config.issuer || DEFAULT_ISSUERS[config.kind as 'google' | 'microsoft'],
+    config.allowPrivateUrls,
+  );
+  // Every request openid-client makes, discovery and the endpoints the metadata names, goes
+  // through providerFetch, which checks the URL first.
+  const options = {
+    [oidc.customFetch]: providerFetch(config.allowPrivateUrls),
+    timeout: 10,
+    ...(config.allowPrivateUrls ? { execute: [oidc.allowInsecureRequests] } : {}),
+  };
   const authentication = oidc.ClientSecretPost(config.clientSecret);
   if (config.kind !== 'microsoft') return oidc.discovery(issuer, config.clientId, config.clientSecret, authentication, options);
 
@@ -151,12 +160,9 @@ async function completeMicrosoft(
   if (!code) throw new Error(`Microsoft returned no code: ${currentUrl.searchParams.get('error') ?? 'unknown error'}`);
   if (!metadata.token_endpoint || !metadata.jwks_uri) throw new Error('the provider metadata has no token endpoint or jwks_uri');
   if (!secrets.nonce) throw new Error('the pending sign-in has no nonce');
-  for (const endpoint of [metadata.token_endpoint, metadata.jwks_uri]) {
-    const url = new URL(endpoint);
-    if (url.protocol !== 'https:' && !isLoopbackHttp(url)) throw new Error(`the provider endpoint ${endpoint} is not https`);
-  }
+  const fetchChecked = providerFetch(config.allowPrivateUrls);
 
-  const response = await fetch(metadata.token_endpoint, {
+  const response = await fetchChecked(metadata.token_endpoint, {
     method: 'POST',
     headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
@@ -174,7 +180,7 @@ async function completeMicrosoft(
     throw new Error(`Microsoft rejected the code: ${tokens.error ?? `HTTP ${response.status} without an ID token`}`);
   }
 
-  const identity = await verifyMicrosoftIdToken(tokens.id_token, createRemoteJWKSet(new URL(metadata.jwks_uri)), {
+  const identity = await verifyMicrosoftIdToken(tokens.id_token, createRemoteJWKSet(new URL(metadata.jwks_uri), { [jwksFetch]: fetchChecked }), {
     metadataIssuer: metadata.issuer,
     clientId: config.clientId,
     nonce: secrets.nonce,
@@ -194,16 +200,17 @@ async function completeGithub(
   secrets: PendingSecrets,
 ): Promise<ExternalProfile> {
   const urls = githubUrls(config);
+  const fetchChecked = providerFetch(config.allowPrivateUrls);
   const code = currentUrl.searchParams.get('code');
   if (!code) throw new Error(`GitHub returned no code: ${currentUrl.searchParams.get('error') ?? 'unknown error'}`);
   const exchanged = await githubToken(config, { code, redirect_uri: callbackUrl, code_verifier: secrets.codeVerifier });
   if (!exchanged.access_token) throw new Error(`GitHub rejected the code: ${exchanged.error ?? 'no access token'}`);
 
   const headers = { authorization: `Bearer ${exchanged.access_token}`, accept: 'application/vnd.github+json' };
-  const userResponse = await fetch(`${urls.api}/user`, { headers, signal: AbortSignal.timeout(10_000) });
+  const userResponse = await fetchChecked(`${urls.api}/user`, { headers, signal: AbortSignal.timeout(10_000) });
   if (!userResponse.ok) throw new Error(`GitHub /user failed with HTTP ${userResponse.status}`);
   const user = (await userResponse.json()) as { id: number; login: string; name?: string | null };
-  const emailsResponse = await fetch(`${urls.api}/user/emails`, { headers, signal: AbortSignal.timeout(10_000) });
+  const emailsResponse = await fetchChecked(`${urls.api}/user/emails`, { headers, signal: AbortSignal.timeout(10_000) });
   if (!emailsResponse.ok) throw new Error(`GitHub /user/emails failed with HTTP ${emailsResponse.status}`);
   const emails = (await emailsResponse.json()) as { email: string; primary: boolean; verified: boolean }[];
   const chosen = emails.find((entry) => entry.primary && entry.verified) ?? emails.find((entry) => entry.primary);
@@ -219,7 +226,7 @@ async function githubToken(
   config: ProviderConfig,
   parameters: Record<string, string>,
 ): Promise<{ access_token?: string; error?: string }> {
-  const response = await fetch(githubUrls(config).token, {
+  const response = await providerFetch(config.allowPrivateUrls)(githubUrls(config).token, {
     method: 'POST',
     headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ client_id: config.clientId, client_secret: config.clientSecret, ...parameters }),
@@ -228,23 +235,32 @@ async function githubToken(
   return (await response.json()) as { access_token?: string; error?: string };
 }
 
+/** Fixed summaries of the error codes checkCredentials recognises; nothing else of a reply is shown. */
+const CREDENTIAL_ANSWERS: Record<string, string> = {
+  invalid_client: 'invalid_client: the provider rejected the client id or secret',
+  incorrect_client_credentials: 'invalid_client: the provider rejected the client id or secret',
+  unauthorized_client: 'unauthorized_client: the provider does not allow this client the code grant',
+};
+
 /**
  * Checks a configuration against the provider by presenting the client credentials with a
  * made-up code: a provider that answers "bad code" (`invalid_grant`, `bad_verification_code`)
  * accepted the client; `invalid_client` or `incorrect_client_credentials` means it did not.
- * Returns undefined when the credentials work, else what went wrong.
+ * Returns undefined when the credentials work, else a short fixed summary of what went wrong;
+ * the reply's own text is never returned, since the caller shows it to the tenant admin.
+ * Throws ProviderUrlError when a URL may not be fetched.
  */
 export async function checkCredentials(config: ProviderConfig, callbackUrl: string): Promise<string | undefined> {
   try {
     if (config.kind === 'github') {
       const answer = await githubToken(config, { code: 'tansu-credential-check', redirect_uri: callbackUrl });
       if (answer.error === 'bad_verification_code') return undefined;
-      return answer.error ?? 'unexpected answer from GitHub';
+      return CREDENTIAL_ANSWERS[answer.error ?? ''] ?? 'unexpected answer from GitHub';
     }
     const configuration = await openIdConfiguration(config);
     const endpoint = configuration.serverMetadata().token_endpoint;
     if (!endpoint) return 'the provider metadata has no token endpoint';
-    const response = await fetch(endpoint, {
+    const response = await providerFetch(config.allowPrivateUrls)(endpoint, {
       method: 'POST',
       headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({
@@ -256,10 +272,14 @@ export async function checkCredentials(config: ProviderConfig, callbackUrl: stri
       }),
       signal: AbortSignal.timeout(10_000),
     });
-    const answer = (await response.json().catch(() => ({}))) as { error?: string; error_description?: string };
+    const answer = (await response.json().catch(() => ({}))) as { error?: unknown };
     if (answer.error === 'invalid_grant') return undefined;
-    return [answer.error ?? `HTTP ${response.status}`, answer.error_description].filter(Boolean).join(': ');
+    const known = typeof answer.error === 'string' ? CREDENTIAL_ANSWERS[answer.error] : undefined;
+    return known ?? `unexpected answer from the token endpoint (HTTP ${response.status})`;
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    if (error instanceof ProviderUrlError) throw error;
+    const cause = error instanceof Error ? (error.cause as Error | undefined) : undefined;
+    if (cause instanceof ProviderUrlError) throw cause;
+    return 'the provider could not be reached, or its metadata was not valid';
   }
 }

@@ -11,6 +11,7 @@ import { normalizeEmail } from '../passwords.ts';
 import { startSession } from '../sessions.ts';
 import { findUserById, toUserMessage, type UserRow } from '../users.ts';
 import { callbackUrl, findProvider, providerConfig } from './provider-settings.ts';
+import { ProviderUrlError } from './provider-urls.ts';
 import { authorizationUrl, completeAuthorization, type ExternalProfile, type PendingSecrets } from './providers.ts';
 
 /** How long a browser may take at the provider before the callback, in seconds. */
@@ -24,6 +25,39 @@ class SocialSignInError extends Error {
     super(message);
     this.status = status;
     this.code = code;
+  }
+}
+
+/**
+ * Error sent as a google.rpc.Status body with an ErrorInfo, like the gateway's errors:
+ * `{ code, message, details: [{ '@type', reason, domain, metadata }] }`.
+ */
+class StatusError extends Error {
+  readonly status: number;
+  readonly body: unknown;
+  constructor(status: number, code: number, reason: string, message: string, metadata: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.body = {
+      code,
+      message,
+      details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason, domain: 'tansu.dev', metadata }],
+    };
+  }
+}
+
+/**
+ * Rejects a NUL character (U+0000) in a path or query parameter: PostgreSQL cannot store it
+ * in text, so it would fail later as an internal error.
+ */
+function rejectNul(request: FastifyRequest) {
+  const params = request.params as Record<string, string>;
+  const query = new URLSearchParams(request.url.split('?')[1] ?? '');
+  for (const [name, value] of [...Object.entries(params), ...query]) {
+    if (name.includes('\0') || value.includes('\0')) {
+      const message = `${name.replaceAll('\0', '')} contains a NUL character (\\u0000), which is not allowed`;
+      throw new StatusError(400, 3, 'INVALID_ARGUMENT', message, { field: name.replaceAll('\0', '') });
+    }
   }
 }
 
@@ -46,12 +80,14 @@ async function answer(reply: FastifyReply, work: () => Promise<unknown>) {
   try {
     return await work();
   } catch (error) {
+    if (error instanceof StatusError) return reply.status(error.status).send(error.body);
     if (error instanceof SocialSignInError) return reply.status(error.status).send({ error: error.code, message: error.message });
     throw error;
   }
 }
 
 async function configured(platform: Platform, request: FastifyRequest) {
+  rejectNul(request);
   const { tenant: tenantId, provider } = request.params as { tenant: string; provider: string };
   let tenant: TenantContext;
   try {
@@ -64,8 +100,15 @@ async function configured(platform: Platform, request: FastifyRequest) {
   if (!row || !row.enabled) {
     throw new SocialSignInError(404, 'not_found', `sign-in with ${provider} is not enabled for this tenant`);
   }
-  const config = providerConfig(tenant, platform.secretBox, row);
+  const config = providerConfig(tenant, platform.secretBox, row, platform.config.allowPrivateProviderUrls);
   return { tenant, config, callback: callbackUrl(platform.publicBaseUrl(), tenant.id, row.provider) };
+}
+
+/** Returns the ProviderUrlError an error is, or wraps as its cause; undefined for others. */
+function urlErrorOf(error: unknown): ProviderUrlError | undefined {
+  if (error instanceof ProviderUrlError) return error;
+  if (error instanceof Error && error.cause instanceof ProviderUrlError) return error.cause;
+  return undefined;
 }
 
 const hashState = (state: string) => createHash('sha256').update(state).digest('hex');
@@ -78,6 +121,11 @@ async function start(platform: Platform, request: FastifyRequest, reply: Fastify
   try {
     redirect = await authorizationUrl(config, callback, state);
   } catch (error) {
+    const rejected = urlErrorOf(error);
+    if (rejected) {
+      platform.logger.warn({ tenant: tenant.id, provider: config.kind, err: rejected }, 'provider URL rejected');
+      throw new StatusError(400, 9, 'FAILED_PRECONDITION', `the ${config.kind} provider URL may not be used: ${rejected.message}`);
+    }
     platform.logger.warn({ tenant: tenant.id, provider: config.kind, err: error }, 'provider metadata could not be read');
     throw new SocialSignInError(502, 'provider_unavailable', `${config.kind} could not be reached; try again later`);
   }
