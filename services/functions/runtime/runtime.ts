@@ -177,7 +177,7 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
   hostChannel.onmessage = (event) => {
     const message = event.data as HostCallMessage | HostCallReply;
     // Replies of this thread do not come back to it, but the workers' own messages reach
-    // the other workers; only calls are answered here.
+    // the other workers; only calls are handled here.
     if (!('argsJson' in message)) return;
     const host = executions.get(message.token);
     if (!host) return;
