@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { BroadcastChannel } from 'node:worker_threads';
 
 import { Piscina } from 'piscina';
 
@@ -143,6 +144,7 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
     maxErrorChars: positiveInteger(options.maxErrorChars, 4096, 'maxErrorChars'),
     maxResponseBytes: positiveInteger(options.maxResponseBytes, 1024 * 1024, 'maxResponseBytes'),
     maxHostCallBytes: positiveInteger(options.maxHostCallBytes, 1024 * 1024, 'maxHostCallBytes'),
+    hostChannel: `tansu-function-host-calls-${randomUUID()}`,
   };
   const workerGraceMs = positiveInteger(options.workerGraceMs, 5000, 'workerGraceMs');
   const maxThreads = positiveInteger(
@@ -165,11 +167,30 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
     atomics: 'disabled',
   });
 
+  // Host calls of every execution travel on one channel shared with the workers, instead of a
+  // MessageChannel per execution: creating and transferring a port was the largest cost of
+  // handing a warm call to a worker. Each execution is registered here under its own token.
+  const executions = new Map<number, HostCalls>();
+  let nextToken = 1;
+  const hostChannel = new BroadcastChannel(workerSettings.hostChannel);
+  hostChannel.unref();
+  hostChannel.onmessage = (event) => {
+    const message = event.data as HostCallMessage | HostCallReply;
+    // Replies of this thread do not come back to it, but the workers' own messages reach
+    // the other workers; only calls are handled here.
+    if (!('argsJson' in message)) return;
+    const host = executions.get(message.token);
+    if (!host) return;
+    void answerHostCall(host, message).then((reply) => {
+      if (executions.has(message.token)) hostChannel.postMessage(reply);
+    });
+  };
+
   return {
     async execute(task) {
       checkTask(task);
-      const { port1, port2 } = new MessageChannel();
-      serveHostCalls(port1, task.host);
+      const token = nextToken++;
+      executions.set(token, task.host);
 
       const workerTask: WorkerTask = {
         tenant: task.tenant,
@@ -180,7 +201,7 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
         request: task.request,
         limits: task.limits,
         hostNames: Object.keys(task.host),
-        port: port2,
+        hostToken: token,
       };
       // The worker's own watchdog ends every execution. This backstop only stops the caller
       // from waiting forever on a worker that stopped responding. It does not abort the
@@ -199,13 +220,13 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
         }, task.limits.timeoutMs + workerGraceMs);
       });
       try {
-        const run = pool.run(workerTask, { transferList: [port2] }) as Promise<ExecutionResult>;
+        const run = pool.run(workerTask) as Promise<ExecutionResult>;
         // A worker failure after the backstop fired has no caller left to reject to.
         run.catch(() => undefined);
         return await Promise.race([run, unanswered]);
       } finally {
         clearTimeout(backstop);
-        port1.close();
+        executions.delete(token);
       }
     },
 
@@ -242,35 +263,23 @@ export function createFunctionRuntime(options: FunctionRuntimeOptions = {}): Fun
 
     async close() {
       await pool.destroy();
+      hostChannel.close();
     },
   };
 }
 
-function serveHostCalls(port: MessagePort, host: HostCalls): void {
-  port.on('message', (message: HostCallMessage) => {
-    void answerHostCall(host, message).then((reply) => {
-      // The port is closed once the execution ended; a late reply has nowhere to go.
-      try {
-        port.postMessage(reply);
-      } catch {
-        // Ignored on purpose: see above.
-      }
-    });
-  });
-}
-
 async function answerHostCall(host: HostCalls, message: HostCallMessage): Promise<HostCallReply> {
-  const { id, name } = message;
+  const { worker, id, name } = message;
   const call = Object.hasOwn(host, name) ? host[name] : undefined;
-  if (!call) return { id, ok: false, message: `ctx.${name} is not available` };
+  if (!call) return { worker, id, ok: false, message: `ctx.${name} is not available` };
   try {
     const args = JSON.parse(message.argsJson) as Parameters<typeof call>;
     const value = await call(...args);
-    return { id, ok: true, valueJson: JSON.stringify(value ?? null) ?? 'null' };
+    return { worker, id, ok: true, valueJson: JSON.stringify(value ?? null) ?? 'null' };
   } catch (error) {
     // Only the message crosses; the stack and cause stay out of the sandbox.
     const text = error instanceof Error ? error.message : `ctx.${name} failed`;
-    return { id, ok: false, message: text };
+    return { worker, id, ok: false, message: text };
   }
 }
 

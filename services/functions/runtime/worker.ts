@@ -1,8 +1,7 @@
 // Piscina worker: runs function executions in isolated-vm isolates. The isolates run on
 // isolated-vm's own threads, so this thread's event loop stays free while a function spins,
 // and the watchdogs here can dispose a runaway isolate at any point, microtasks included.
-import type { MessagePort } from 'node:worker_threads';
-import { workerData } from 'node:worker_threads';
+import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 
 import ivm from 'isolated-vm';
 import { pino } from 'pino';
@@ -27,6 +26,8 @@ export interface WorkerSettings extends SandboxSettings {
   maxReusedHeapBytes: number;
   idleIsolateTimeoutMs: number;
   maxHostCallBytes: number;
+  /** Name of the BroadcastChannel that carries host calls and their replies. */
+  hostChannel: string;
 }
 
 /** A request for the counts of this worker's idle isolate cache. */
@@ -50,8 +51,8 @@ export interface WorkerTask {
   request: FunctionRequest;
   limits: { timeoutMs: number; cpuMs: number; memoryMb: number };
   hostNames: string[];
-  /** Port for host calls: the worker posts {@link HostCallMessage}, the main thread replies. */
-  port: MessagePort;
+  /** Names this execution's host calls on the host channel, see {@link HostCallMessage}. */
+  hostToken: number;
 }
 
 /** A request to load a version into an idle isolate ahead of its first execution. */
@@ -80,8 +81,14 @@ export interface LoadFailure {
   error: string;
 }
 
-/** A host call request from the worker to the main thread. */
+/**
+ * A host call request from a worker to the main thread, on the host channel. `token` names the
+ * execution on the main thread; `worker` and `id` name the call, so that only the calling
+ * worker takes the reply.
+ */
 export interface HostCallMessage {
+  token: number;
+  worker: number;
   id: number;
   name: string;
   argsJson: string;
@@ -89,14 +96,14 @@ export interface HostCallMessage {
 
 /** The main thread's reply to a {@link HostCallMessage}. */
 export type HostCallReply =
-  | { id: number; ok: true; valueJson: string }
-  | { id: number; ok: false; message: string };
+  | { worker: number; id: number; ok: true; valueJson: string }
+  | { worker: number; id: number; ok: false; message: string };
 
 type Breach = 'timeout' | 'cpu_limit';
 
 interface RunningExecution {
   seq: number;
-  port: MessagePort;
+  hostToken: number;
   hostCalls: Map<number, (replyJson: string) => void>;
   logs: ExecutionLog[];
   logBytes: number;
@@ -127,6 +134,17 @@ const staleReply = JSON.stringify({ stale: true });
 const logLevels = new Set(['debug', 'info', 'warn', 'error']);
 let nextSeq = 1;
 let nextHostCallId = 1;
+// Host calls waiting for their reply, by id, across the executions of this worker.
+const waitingHostCalls = new Map<number, RunningExecution>();
+const hostChannel = new BroadcastChannel(settings.hostChannel);
+hostChannel.unref();
+hostChannel.onmessage = (event) => {
+  const reply = event.data as HostCallMessage | HostCallReply;
+  // Other workers' calls and replies to them reach this worker too.
+  if (!('ok' in reply) || reply.worker !== threadId) return;
+  const execution = waitingHostCalls.get(reply.id);
+  if (execution) settleHostCall(execution, reply);
+};
 // Isolates being prepared, by cache key, so an execution that arrives meanwhile waits for the
 // prepared isolate instead of starting a second one.
 const preparing = new Map<string, { code: string; done: Promise<void> }>();
@@ -221,14 +239,13 @@ async function execute(task: WorkerTask): Promise<ExecutionResult> {
   const started = performance.now();
   const execution: RunningExecution = {
     seq: nextSeq++,
-    port: task.port,
+    hostToken: task.hostToken,
     hostCalls: new Map(),
     logs: [],
     logBytes: 0,
     droppedLogs: 0,
     ended: false,
   };
-  task.port.on('message', (reply: HostCallReply) => settleHostCall(execution, reply));
 
   const key = cacheKey(task);
   let warm = cache.take(key, task.code);
@@ -406,8 +423,9 @@ function requestHostCall(
   const id = nextHostCallId++;
   return new Promise((resolve) => {
     execution.hostCalls.set(id, resolve);
-    const message: HostCallMessage = { id, name, argsJson };
-    execution.port.postMessage(message);
+    waitingHostCalls.set(id, execution);
+    const message: HostCallMessage = { token: execution.hostToken, worker: threadId, id, name, argsJson };
+    hostChannel.postMessage(message);
   });
 }
 
@@ -415,6 +433,7 @@ function settleHostCall(execution: RunningExecution, reply: HostCallReply): void
   const resolve = execution.hostCalls.get(reply.id);
   if (!resolve) return;
   execution.hostCalls.delete(reply.id);
+  waitingHostCalls.delete(reply.id);
   if (reply.ok) {
     resolve(`{"ok":true,"value":${reply.valueJson}}`);
   } else {
@@ -425,9 +444,11 @@ function settleHostCall(execution: RunningExecution, reply: HostCallReply): void
 function endExecution(execution: RunningExecution): void {
   execution.ended = true;
   // Settling pending calls lets isolated-vm release them; the sandbox leaves them pending.
-  for (const resolve of execution.hostCalls.values()) resolve(staleReply);
+  for (const [id, resolve] of execution.hostCalls) {
+    waitingHostCalls.delete(id);
+    resolve(staleReply);
+  }
   execution.hostCalls.clear();
-  execution.port.close();
 }
 
 function appendLog(
