@@ -204,7 +204,9 @@ describe('function response headers', () => {
     '  location: "https://evil.test/", "access-control-allow-origin": "*",\n' +
     '  "transfer-encoding": "chunked", "content-length": "1", connection: "close",\n' +
     '  "strict-transport-security": "max-age=31536000", "x-tansu-execution-id": "forged",\n' +
-    '  "proxy-authenticate": "Basic", "x-custom": "kept" },\n' +
+    '  "proxy-authenticate": "Basic", "x-custom": "kept", nel: "{}", "report-to": "{}",\n' +
+    '  "reporting-endpoints": "a=\\"https://evil.test/\\"", "origin-agent-cluster": "?1",\n' +
+    '  link: "</sw.js>; rel=serviceworker" },\n' +
     '  body: "<script>document.title = 1</script>" });';
 
   test('unsafe headers are dropped', async () => {
@@ -212,7 +214,19 @@ describe('function response headers', () => {
     const { status, headers } = await rawGet(`${server.baseUrl}/functions/acme/hostile-headers?status=200`);
     expect(status).toBe(200);
     const names = headers.map(([name]) => name);
-    for (const name of ['set-cookie', 'location', 'strict-transport-security', 'proxy-authenticate', 'transfer-encoding']) {
+    const withheld = [
+      'set-cookie',
+      'location',
+      'strict-transport-security',
+      'proxy-authenticate',
+      'transfer-encoding',
+      'nel',
+      'report-to',
+      'reporting-endpoints',
+      'origin-agent-cluster',
+      'link',
+    ];
+    for (const name of withheld) {
       expect(names).not.toContain(name);
     }
     const value = (name: string) => headers.filter(([n]) => n === name).map(([, v]) => v);
@@ -337,5 +351,15 @@ describe('limits', () => {
     expect(limited?.status).toBe(429);
     expect(limited?.body.details[0].reason).toBe('RATE_LIMITED');
     expect(Number(limited?.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+});
+
+describe('function route tenant id', () => {
+  test('malformed tenant id is INVALID_ARGUMENT even with a token', async () => {
+    const response = await fetch(`${server.baseUrl}/functions/BAD_ID/hello`, {
+      headers: { authorization: `Bearer ${admins.acme}` },
+    });
+    expect(response.status).toBe(400);
+    expect((await response.json()).details[0].reason).toBe('INVALID_TENANT_ID');
   });
 });

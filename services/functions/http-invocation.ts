@@ -16,8 +16,10 @@ const HIDDEN_HEADERS = new Set(['authorization', 'cookie', 'connection', 'keep-a
 
 // Response headers a function may not set. Hop-by-hop and framing headers belong to the
 // server's connection, which frames the body itself. The rest act on the whole API origin, not
-// on the one response: cookies, HSTS, Clear-Site-Data, Alt-Svc and the service worker scope.
-// `refresh` redirects like `location` but on any status, and `x-tansu-*` are the server's own.
+// on the one response: cookies, HSTS, Clear-Site-Data, Alt-Svc, the service worker scope, the
+// origin's reporting and error-logging policies (NEL, Report-To, Reporting-Endpoints) and
+// Origin-Agent-Cluster. `refresh` redirects like `location` but on any status, and `x-tansu-*`
+// are the server's own. A `link` header that registers a service worker is dropped too.
 const WITHHELD_RESPONSE_HEADERS = new Set([
   'connection',
   'keep-alive',
@@ -31,6 +33,10 @@ const WITHHELD_RESPONSE_HEADERS = new Set([
   'clear-site-data',
   'alt-svc',
   'service-worker-allowed',
+  'nel',
+  'report-to',
+  'reporting-endpoints',
+  'origin-agent-cluster',
   'refresh',
 ]);
 
@@ -117,6 +123,7 @@ export function responseHeaders(status: number, headers: Record<string, string>)
     const name = rawName.toLowerCase();
     if (WITHHELD_RESPONSE_HEADERS.has(name) || name.startsWith('proxy-') || name.startsWith('x-tansu-')) continue;
     if (name === 'location' && (status < 300 || status > 399)) continue;
+    if (name === 'link' && /serviceworker/i.test(value)) continue;
     kept[name] = value;
   }
   kept['x-content-type-options'] = 'nosniff';

@@ -1,6 +1,7 @@
 import { domainError } from '../core/errors.ts';
 import { authenticate, type Caller } from '../identity/authenticate.ts';
 import type { Platform } from '../platform/platform.ts';
+import { assertTenantId } from '../platform/tenant-id.ts';
 import type { TenantContext } from '../platform/tenant-registry.ts';
 
 /** Scope a tenant token needs to call the tenant's private functions. */
@@ -20,6 +21,8 @@ export async function authorizeInvocation(
   tenantId: string,
   functionName: string,
 ): Promise<{ tenant: TenantContext; caller: Caller | undefined }> {
+  // A malformed or reserved id is INVALID_ARGUMENT for every caller, as on the RPCs.
+  assertTenantId(tenantId, 'tenant');
   const caller = await authenticate(platform, headers);
   if (caller && !caller.isPlatformAdmin && caller.tenant !== tenantId) {
     throw domainError('PERMISSION_DENIED', `the access token belongs to another tenant than "${tenantId}"`);

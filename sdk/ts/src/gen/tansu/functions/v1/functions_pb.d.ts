@@ -770,7 +770,8 @@ export declare const GetExecutionResponseSchema: GenMessage<GetExecutionResponse
  * filters the headers a function returns on that route: it drops hop-by-hop and framing
  * headers (Connection, Keep-Alive, Transfer-Encoding, Content-Length, Upgrade, TE, Trailer,
  * Proxy-*), headers that act on the whole origin (Set-Cookie, Strict-Transport-Security,
- * Clear-Site-Data, Alt-Svc, Service-Worker-Allowed), Refresh and X-Tansu-*; it keeps Location
+ * Clear-Site-Data, Alt-Svc, Service-Worker-Allowed, NEL, Report-To, Reporting-Endpoints,
+ * Origin-Agent-Cluster, a Link that registers a service worker), Refresh and X-Tansu-*; it keeps Location
  * only on a 3xx status; and it adds `X-Content-Type-Options: nosniff` and the policy
  * `Content-Security-Policy: sandbox`, next to any policy the function set, so an HTML
  * response runs no script with the origin's privileges. A function that needs cookies or
