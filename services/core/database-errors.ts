@@ -20,7 +20,7 @@ export function connectErrorFromDatabase(error: unknown): ConnectError | undefin
     }
     // 57014: query_canceled, here by statement_timeout.
     if (code === '57014') {
-      return new ConnectError('the database did not answer in time; retry later', Code.Unavailable, undefined, undefined, error);
+      return new ConnectError('the database query timed out; retry later', Code.Unavailable, undefined, undefined, error);
     }
     if (code === '3D000') {
       return new ConnectError('the tenant database no longer exists; the tenant may have been deleted', Code.Unavailable, undefined, undefined, error);

@@ -1,5 +1,5 @@
 /**
- * Returns whether `name` is an IANA time zone name that this runtime knows, such as
+ * Returns whether `name` is an IANA time zone name that this runtime supports, such as
  * `Europe/Berlin`, `UTC` or `Etc/GMT+5`. Intl also accepts UTC offsets such as `+05:00`; they
  * are rejected here because an offset has no DST rules, so schedules in it would drift from
  * the local time its users mean.

@@ -6,7 +6,7 @@ import { findUserByEmail, type UserRow } from './users.ts';
 /** One message for every failed password sign-in, so answers do not reveal which part was wrong. */
 export const INVALID_CREDENTIALS_MESSAGE = 'the email or password is incorrect';
 
-/** Who is signing in and from where. */
+/** A password sign-in attempt: the credentials and the client they came from. */
 export interface PasswordSignInAttempt {
   email: string;
   password: string;

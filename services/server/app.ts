@@ -103,10 +103,10 @@ export async function buildApp(platform: Platform): Promise<App> {
   app.get('/health/live', async () => ({ status: 'ok' }));
   app.get('/health/ready', async (_request, reply) => {
     try {
-      // Readiness must answer fast even when PostgreSQL hangs, so a load balancer can act.
+      // Readiness must respond fast even when PostgreSQL hangs, so a load balancer can act.
       await Promise.race([
         platform.platformDb.query('SELECT 1'),
-        new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 2 s')), 2_000).unref()),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('readiness check timed out after 2 s')), 2_000).unref()),
       ]);
       return { status: 'ok' };
     } catch (error) {
