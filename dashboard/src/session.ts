@@ -1,6 +1,6 @@
 import { createTansuClient, type TansuClient, type TokenPair, type TokenStore } from '../../sdk/ts/src/index.ts';
 
-/** Who is signed in to the dashboard. */
+/** The user signed in to the dashboard. */
 export interface DashboardSession {
   /** `platform` for a platform admin, who may manage every tenant; `tenant` for a tenant admin. */
   kind: 'platform' | 'tenant';

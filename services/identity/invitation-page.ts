@@ -1,9 +1,10 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 
 import type { Platform } from '../platform/platform.ts';
 import type { TenantContext } from '../platform/tenant-registry.ts';
 import { acceptInvitation, findPendingInvitation } from './invitations-service.ts';
+import { tenantOfRoute } from './oauth-server.ts';
 import { escapeHtml } from './oauth-sign-in-page.ts';
 
 // The page behind the invitation link `/identity/<tenant>/invitations/accept?token=…`. The link
@@ -22,7 +23,7 @@ export function registerInvitationPage(app: FastifyInstance, platform: Platform)
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
 
     scope.get('/identity/:tenant/invitations/accept', async (request, reply) => {
-      const tenant = await tenantOf(platform, request);
+      const tenant = await tenantOfRoute(platform, request);
       if (!tenant) return send(reply, 404, messagePage('Invitation', 'This invitation link names an unknown tenant.'));
       const token = new URLSearchParams(request.url.split('?')[1] ?? '').get('token') ?? '';
       const invitation = await findPendingInvitation(tenant, token);
@@ -31,7 +32,7 @@ export function registerInvitationPage(app: FastifyInstance, platform: Platform)
     });
 
     scope.post('/identity/:tenant/invitations/accept', async (request, reply) => {
-      const tenant = await tenantOf(platform, request);
+      const tenant = await tenantOfRoute(platform, request);
       if (!tenant) return send(reply, 404, messagePage('Invitation', 'This invitation link names an unknown tenant.'));
       const form = request.body instanceof URLSearchParams ? request.body : undefined;
       if (!form) return send(reply, 415, messagePage('Invitation', 'Send the form as application/x-www-form-urlencoded.'));
@@ -62,15 +63,6 @@ export function registerInvitationPage(app: FastifyInstance, platform: Platform)
       );
     });
   });
-}
-
-async function tenantOf(platform: Platform, request: FastifyRequest): Promise<TenantContext | undefined> {
-  try {
-    return await platform.tenants.get((request.params as { tenant: string }).tenant);
-  } catch (error) {
-    if (error instanceof ConnectError) return undefined;
-    throw error;
-  }
 }
 
 /** Sends a page with headers that keep the token out of caches, frames and referrers. */

@@ -127,7 +127,11 @@ function formParameters(request: FastifyRequest): Parameters | OAuthError {
   return parameters;
 }
 
-async function tenantOf(platform: Platform, request: FastifyRequest): Promise<TenantContext | undefined> {
+/**
+ * Returns the tenant named by a plain HTTP route's `:tenant` parameter, or undefined when the
+ * id is malformed or unknown. A database failure is thrown on.
+ */
+export async function tenantOfRoute(platform: Platform, request: FastifyRequest): Promise<TenantContext | undefined> {
   try {
     return await platform.tenants.get((request.params as { tenant: string }).tenant);
   } catch (error) {
@@ -152,7 +156,7 @@ type ProtocolHandler = (
 ) => Promise<{ body: unknown } | (OAuthError & { basicChallenge?: boolean })>;
 
 async function protocolCall(platform: Platform, request: FastifyRequest, reply: FastifyReply, handler: ProtocolHandler) {
-  const tenant = await tenantOf(platform, request);
+  const tenant = await tenantOfRoute(platform, request);
   if (!tenant) return sendOAuthError(reply, oauthError(404, 'invalid_request', 'unknown tenant'));
   const parameters = formParameters(request);
   if (isOAuthError(parameters)) return sendOAuthError(reply, parameters);
@@ -178,7 +182,7 @@ const CARRIED_PARAMETERS = ['client_id', 'redirect_uri', 'response_type', 'scope
 
 async function authorize(platform: Platform, request: FastifyRequest, reply: FastifyReply, parameters: Parameters) {
   reply.header('cache-control', 'no-store');
-  const tenant = await tenantOf(platform, request);
+  const tenant = await tenantOfRoute(platform, request);
   if (!tenant) return reply.status(404).type('text/html').send(errorPage('This sign-in link names an unknown tenant.'));
 
   const checked = await validateAuthorization(tenant, parameters);
@@ -664,7 +668,7 @@ async function userinfo(platform: Platform, request: FastifyRequest, reply: Fast
       .header('www-authenticate', `Bearer error="${error}", error_description="${description}"`)
       .send({ error, error_description: description });
 
-  const tenant = await tenantOf(platform, request);
+  const tenant = await tenantOfRoute(platform, request);
   if (!tenant) return challenge(401, 'invalid_token', 'unknown tenant');
   const header = request.headers.authorization ?? '';
   const match = /^Bearer\s+(\S+)$/i.exec(header.trim());

@@ -2,7 +2,7 @@ import type pg from 'pg';
 
 import { invalidArgument } from '../core/errors.ts';
 import { isIanaTimeZone } from '../core/time-zone.ts';
-import type { PasswordPolicy as PasswordRules } from './passwords.ts';
+import { DEFAULT_PASSWORD_POLICY, type PasswordPolicy as PasswordRules } from './passwords.ts';
 
 /** Password rules of a tenant: the checks of passwords.ts plus the reuse history. */
 export interface PasswordPolicy extends PasswordRules {
@@ -56,15 +56,7 @@ export const DEFAULT_IDENTITY_SETTINGS: IdentitySettings = {
   refreshReuseGraceSeconds: 5,
   keyRotationIntervalDays: 30,
   keyRotationGraceDays: 7,
-  passwordPolicy: {
-    minLength: 8,
-    requireUppercase: false,
-    requireLowercase: false,
-    requireDigit: false,
-    requireSymbol: false,
-    rejectCommon: true,
-    history: 0,
-  },
+  passwordPolicy: { ...DEFAULT_PASSWORD_POLICY, history: 0 },
   sessionAbsoluteTimeoutSeconds: 14 * 24 * 3600,
   sessionIdleTimeoutSeconds: 14 * 24 * 3600,
   mfa: { required: false },

@@ -158,7 +158,7 @@ async function callback(platform: Platform, request: FastifyRequest, reply: Fast
     throw new SocialSignInError(400, 'invalid_state', 'the sign-in link is unknown, used or expired; start the sign-in again');
   }
   const providerError = currentUrl.searchParams.get('error');
-  if (providerError) throw new SocialSignInError(401, 'access_denied', `${config.kind} answered: ${providerError}`);
+  if (providerError) throw new SocialSignInError(401, 'access_denied', `${config.kind} returned an error: ${providerError}`);
 
   const secrets = JSON.parse(platform.secretBox.decrypt(rows[0].secrets_sealed, secretsAssociatedData(tenant, config.kind)));
   let profile: ExternalProfile;
